@@ -1,0 +1,140 @@
+"""Domain errors and their RFC 9457 problem-details rendering."""
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    """A broken business rule. Services raise these; the HTTP layer maps them to statuses."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(DomainError):
+    status = HTTPStatus.NOT_FOUND
+
+    def __init__(self, resource: str, key: object) -> None:
+        super().__init__(f"{resource} {key} was not found")
+
+
+class ConflictError(DomainError):
+    status = HTTPStatus.CONFLICT
+
+
+class PermissionDeniedError(DomainError):
+    status = HTTPStatus.FORBIDDEN
+
+
+class AuthenticationError(DomainError):
+    status = HTTPStatus.UNAUTHORIZED
+
+
+def problem(
+    status: int,
+    *,
+    detail: str | None = None,
+    instance: str | None = None,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """Build an `application/problem+json` response."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail or HTTPStatus(status).description,
+        "instance": instance,
+        "request_id": correlation_id.get(),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem(exc.status_code, detail=detail, instance=request.url.path, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    errors = [
+        {
+            "field": ".".join(str(part) for part in error["loc"]),
+            "message": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors()
+    ]
+    return problem(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        title="Validation error",
+        detail="The request is not valid; see `errors` for each field.",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)  # noqa: S101
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == HTTPStatus.UNAUTHORIZED else None
+    return problem(exc.status, detail=exc.detail, instance=request.url.path, headers=headers)
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DomainError, _domain_error)
+
+
+class UnhandledErrorMiddleware:
+    """Answer any unhandled exception with a 500 problem that carries only the request id.
+
+    Pure ASGI, inside the request-id middleware so that the response and the log line carry the id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            response = problem(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                detail="An unexpected error occurred. Quote the request id when reporting it.",
+                instance=scope["path"],
+            )
+            await response(scope, receive, send)

@@ -1,0 +1,36 @@
+"""Liveness (/health, no I/O) and readiness (/ready, every dependency answers)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+
+from app.core.errors import problem
+from app.services.health import run_checks
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    return {"status": "ok", "version": request.app.version, "environment": settings.environment}
+
+
+@router.get(
+    "/ready",
+    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "A dependency is down"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    checks = await run_checks(
+        request.app.state.readiness_checks, seconds=request.app.state.settings.ready_timeout_seconds
+    )
+    failing = sorted(name for name, result in checks.items() if result != "ok")
+    if failing:
+        return problem(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"not ready: {', '.join(failing)} failed",
+            instance=request.url.path,
+            checks=checks,
+        )
+    return JSONResponse({"status": "ok", "checks": checks})

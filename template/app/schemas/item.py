@@ -1,0 +1,36 @@
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.models.item import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, ItemBase
+
+ItemSort = Literal["name", "-name", "created_at", "-created_at"]
+
+
+class ItemCreate(ItemBase):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[assignment]
+
+
+class ItemUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> "ItemUpdate":
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null; omit it to keep the current name")
+        return self
+
+
+class ItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime

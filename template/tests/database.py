@@ -1,0 +1,76 @@
+"""Throwaway test databases on whatever server DATABASE_URL names.
+
+Each test run creates its own database (SQLite: a file) and drops it at the end, so that runs can
+share one server. Migrations are applied with Alembic, so the suite also proves they work.
+"""
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.db.url import to_async_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = to_async_url(database_url)
+    config.attributes["configure_logger"] = False
+    return config
+
+
+async def _admin_execute(server_url: str, statement: str) -> None:
+    engine = create_async_engine(to_async_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def create_database(server_url: str, directory: Path) -> str:
+    """Create a uniquely named database next to `server_url`'s and return its URL."""
+    url = make_url(server_url)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return f"sqlite:///{directory / f'{name}.db'}"
+    if backend == "postgresql":
+        asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
+    elif backend in {"mysql", "mariadb"}:
+        asyncio.run(_admin_execute(server_url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    else:
+        raise ValueError(f"unsupported test database {backend!r}")
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, database_url: str) -> None:
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{url.database}{suffix}").unlink(missing_ok=True)
+    elif backend == "postgresql":
+        statement = f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'
+        asyncio.run(_admin_execute(server_url, statement))
+    else:
+        asyncio.run(_admin_execute(server_url, f"DROP DATABASE IF EXISTS `{url.database}`"))
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def unreachable_url(database_url: str) -> str:
+    """A URL of the same kind that nothing answers (a closed port, or a missing folder)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return "sqlite:////nonexistent-folder/never/test.db"
+    return url.set(host="127.0.0.1", port=1).render_as_string(hide_password=False)

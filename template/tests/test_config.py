@@ -1,0 +1,96 @@
+import json
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import EXAMPLE_SECRET_KEY, Settings
+from app.core.logging import JSONFormatter
+from app.db.url import to_async_url
+from app.main import create_app
+
+STRONG_KEY = "k" * 48
+
+
+def production(**overrides: object) -> Settings:
+    values: dict[str, object] = {"environment": "production", "secret_key": STRONG_KEY}
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"secret_key": ""}, "SECRET_KEY is required"),
+        ({"secret_key": "short"}, "at least 32 bytes"),
+        ({"secret_key": EXAMPLE_SECRET_KEY}, "example value"),
+        ({"cors_origins": "*"}, "CORS_ORIGINS='*'"),
+    ],
+)
+def test_production_refuses_unsafe_settings(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        production(**overrides)
+
+
+def test_production_hides_docs_unless_asked() -> None:
+    assert production().show_docs is False
+    assert production(docs_enabled=True).show_docs is True
+    assert Settings(environment="local").show_docs is True
+    app = create_app(production(database_url="sqlite:///./unused.db"))
+    assert app.docs_url is None
+    assert app.openapi_url is None
+
+
+def test_cors_origins_are_read_from_a_comma_separated_string(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = Settings(_env_file=None)
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("plain", "expected"),
+    [
+        ("postgres://u:p@db:5432/app", "postgresql+asyncpg://u:p@db:5432/app"),
+        ("postgresql://u:p@db/app?sslmode=require", "postgresql+asyncpg://u:p@db/app?ssl=require"),
+        ("mysql://u:p@db:3306/app", "mysql+asyncmy://u:p@db:3306/app?charset=utf8mb4"),
+        ("sqlite:///./app.db", "sqlite+aiosqlite:///./app.db"),
+        ("postgresql+psycopg://u:p@db/app", "postgresql+psycopg://u:p@db/app"),
+    ],
+)
+def test_plain_database_urls_get_an_async_driver(plain: str, expected: str) -> None:
+    assert to_async_url(plain) == expected
+
+
+def test_unsupported_database_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL scheme 'oracle'"):
+        to_async_url("oracle://u:p@db/app")
+
+
+def test_json_logs_carry_the_request_id_and_extras() -> None:
+    record = logging.makeLogRecord(
+        {"name": "app", "levelname": "INFO", "msg": "hello %s", "args": ("world",)}
+    )
+    record.request_id = "abc"
+    record.user = "u1"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    payload = json.loads(JSONFormatter().format(record))
+    assert payload["message"] == "hello world"
+    assert payload["request_id"] == "abc"
+    assert payload["user"] == "u1"
+    assert "ValueError: boom" in payload["exc_info"]
+
+
+def test_json_log_format_is_configured(capsys: pytest.CaptureFixture[str]) -> None:
+    create_app(Settings(_env_file=None, log_format="json", database_url="sqlite:///./unused.db"))
+    logging.getLogger("app.test").warning("structured")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(line)["message"] == "structured"

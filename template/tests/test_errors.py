@@ -1,0 +1,72 @@
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "request_id"}
+
+
+async def test_unknown_route_is_a_problem(client: AsyncClient) -> None:
+    response = await client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body.keys() >= PROBLEM_FIELDS
+    assert body["status"] == 404
+    assert body["instance"] == "/no/such/route"
+    assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_wrong_method_is_405_with_allow(client: AsyncClient) -> None:
+    response = await client.put("/health")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_malformed_json_is_422_not_500(client: AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/items", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+
+
+async def test_unhandled_error_is_500_problem_without_trace(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    async def explode() -> None:
+        raise RuntimeError("secret internal detail")
+
+    app.add_api_route("/boom", explode)
+    response = await client.get("/boom", headers={"X-Request-ID": "a" * 32})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["X-Request-ID"] == "a" * 32
+    body = response.json()
+    assert body["request_id"] == "a" * 32
+    assert "secret internal detail" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_cors_preflight_allows_configured_origin_only(client: AsyncClient) -> None:
+    allowed = await client.options(
+        "/api/v1/items",
+        headers={"Origin": "http://testserver.local", "Access-Control-Request-Method": "GET"},
+    )
+    assert allowed.headers["access-control-allow-origin"] == "http://testserver.local"
+    denied = await client.options(
+        "/api/v1/items",
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_large_responses_are_gzipped(client: AsyncClient) -> None:
+    for index in range(30):
+        await client.post("/api/v1/items", json={"name": f"item {index}", "description": "x" * 80})
+    response = await client.get("/api/v1/items?limit=30", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert len(response.json()["items"]) == 30
