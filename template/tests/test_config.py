@@ -32,11 +32,11 @@ def test_production_refuses_unsafe_settings(overrides: dict[str, object], messag
         production(**overrides)
 
 
-def test_production_hides_docs_unless_asked() -> None:
+def test_production_hides_docs_unless_asked(database_url: str) -> None:
     assert production().show_docs is False
     assert production(docs_enabled=True).show_docs is True
     assert Settings(environment="local").show_docs is True
-    app = create_app(production(database_url="sqlite:///./unused.db"))
+    app = create_app(production(database_url=database_url))
     assert app.docs_url is None
     assert app.openapi_url is None
 
@@ -89,8 +89,10 @@ def test_json_logs_carry_the_request_id_and_extras() -> None:
     assert "ValueError: boom" in payload["exc_info"]
 
 
-def test_json_log_format_is_configured(capsys: pytest.CaptureFixture[str]) -> None:
-    create_app(Settings(_env_file=None, log_format="json", database_url="sqlite:///./unused.db"))
+def test_json_log_format_is_configured(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    create_app(Settings(_env_file=None, log_format="json", database_url=database_url))
     logging.getLogger("app.test").warning("structured")
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert json.loads(line)["message"] == "structured"
