@@ -34,9 +34,7 @@ def write_env(project: Path) -> bool:
 
 
 def _git(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args], cwd=project, capture_output=True, text=True, check=False
-    )
+    return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=False)
 
 
 def init_git(project: Path) -> bool:
@@ -50,9 +48,8 @@ def init_git(project: Path) -> bool:
     identity: list[str] = []
     if _git(project, "config", "user.email").returncode != 0:
         identity = ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
-    commit = _git(
-        project, *identity, "commit", "--quiet", "--no-verify", "-m", "Initial commit from backforge"
-    )
+    message = "Initial commit from backforge"
+    commit = _git(project, *identity, "commit", "--quiet", "--no-verify", "-m", message)
     return commit.returncode == 0
 
 

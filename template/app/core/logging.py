@@ -44,7 +44,9 @@ def configure_logging(settings: Settings) -> None:
             "formatters": {
                 "json": {"()": JSONFormatter},
                 "console": {
-                    "format": "%(asctime)s %(levelname)-8s [%(request_id)s] %(name)s: %(message)s"
+                    "()": "logging.Formatter",
+                    "fmt": "%(asctime)s %(levelname)-8s [%(request_id)s] %(name)s: %(message)s",
+                    "defaults": {"request_id": "-"},
                 },
             },
             "handlers": {

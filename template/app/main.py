@@ -33,7 +33,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title=settings.project_name,
-        description="{{ description }}",
         version=__version__,
         lifespan=lifespan,
         docs_url="/docs" if settings.show_docs else None,

@@ -1,0 +1,152 @@
+"""Rendering: answers from `-d KEY=VALUE`, the template source, and `copier.run_copy`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import copier
+import yaml
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UsageError(ValueError):
+    """Bad usage or invalid answers: the CLI exits 2 and writes nothing."""
+
+
+def default_template() -> str:
+    """The git checkout that this CLI runs from, so that answers files record a real source."""
+    if (PACKAGE_ROOT / "copier.yml").is_file():
+        return str(PACKAGE_ROOT)
+    raise UsageError(
+        "backforge is not running from a checkout of the template; pass --template SRC "
+        "(a path or git URL of the backforge template)"
+    )
+
+
+def parse_data(items: Iterable[str]) -> dict[str, Any]:
+    """Parse `KEY=VALUE` pairs; values are YAML, as in Copier (`-d 'features=[cache, jobs]'`)."""
+    data: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"-d expects KEY=VALUE, got {item!r}")
+        try:
+            data[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise UsageError(f"-d {key}: the value is not valid YAML ({exc})") from exc
+    return data
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def render(
+    template: str,
+    dest: Path,
+    data: Mapping[str, Any],
+    *,
+    vcs_ref: str | None = None,
+    defaults: bool = True,
+    quiet: bool = False,
+) -> None:
+    """Render a new project into `dest` (which must not exist or be empty).
+
+    Invalid answers raise UsageError naming the question and the rule; nothing is left behind.
+    """
+    if dest.exists() and not _is_empty_dir(dest):
+        raise UsageError(f"{dest} exists and is not empty; choose a new folder")
+    created = not dest.exists()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            copier.run_copy(
+                template,
+                str(dest),
+                data=dict(data),
+                defaults=defaults,
+                vcs_ref=vcs_ref,
+                unsafe=True,
+                quiet=quiet,
+            )
+    except (ValueError, copier.errors.CopierError) as exc:
+        _discard(dest, created)
+        raise UsageError(str(exc)) from exc
+    except BaseException:
+        _discard(dest, created)
+        raise
+
+
+def _discard(dest: Path, created: bool) -> None:
+    if created:
+        shutil.rmtree(dest, ignore_errors=True)
+    elif dest.is_dir():
+        for child in dest.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def uv_binary() -> str:
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin
+    except ImportError as exc:  # pragma: no cover - uv is a dependency of backforge
+        raise RuntimeError("uv is not installed; pip install uv") from exc
+    return str(find_uv_bin())
+
+
+def run(command: list[str], cwd: Path, *, env: Mapping[str, str] | None = None) -> str:
+    """Run a command; raise CommandError with its output when it fails."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, env=env)
+    if result.returncode != 0:
+        raise CommandError(command, result.returncode, result.stdout + result.stderr)
+    return result.stdout
+
+
+class CommandError(RuntimeError):
+    def __init__(self, command: list[str], returncode: int, output: str) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.output = output
+        tail = "\n".join(output.strip().splitlines()[-20:])
+        super().__init__(f"`{' '.join(command)}` exited {returncode}:\n{tail}")
+
+
+def install(project: Path) -> None:
+    """Lock and sync the rendered project; commit the lockfile when the project is a git repo."""
+    uv = uv_binary()
+    run([uv, "lock", "--quiet"], project)
+    run([uv, "sync", "--quiet"], project)
+    commit_lockfile(project)
+
+
+def commit_lockfile(project: Path) -> bool:
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", "uv.lock"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if status.returncode != 0 or not status.stdout.strip():
+        return False
+    identity: list[str] = []
+    email = subprocess.run(
+        ["git", "config", "user.email"], cwd=project, capture_output=True, check=False
+    )
+    if email.returncode != 0:
+        identity = ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
+    run(["git", "add", "uv.lock"], project)
+    run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", "Lock dependencies"], project)
+    return True

@@ -1,0 +1,137 @@
+"""The CLI's contract: exit codes, messages, and that a failed `new` writes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from generator.cli import app
+from generator.render import UsageError, parse_data
+from generator.validate import check_no_jinja
+
+runner = CliRunner()
+
+
+def new(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["new", *args])
+    return result.exit_code, result.output
+
+
+def test_parse_data_reads_yaml_values() -> None:
+    assert parse_data(["docker=false", "features=[cache, jobs]", "project_name=My API"]) == {
+        "docker": False,
+        "features": ["cache", "jobs"],
+        "project_name": "My API",
+    }
+
+
+@pytest.mark.parametrize("item", ["novalue", "=x", "key=[unclosed"])
+def test_parse_data_rejects_malformed_items(item: str) -> None:
+    with pytest.raises(UsageError):
+        parse_data([item])
+
+
+def test_new_renders_a_project_without_installing(tmp_path: Path) -> None:
+    dest = tmp_path / "shop"
+    code, output = new(str(dest), "--defaults", "-d", "project_name=My Shop", "--no-install")
+    assert code == 0, output
+    assert "Next steps" in output
+    for relative in ("app/main.py", "migrations/env.py", "Dockerfile", ".github/workflows/ci.yml"):
+        assert (dest / relative).is_file(), relative
+    answers = (dest / ".copier-answers.yml").read_text()
+    assert "project_slug: my-shop" in answers
+    assert "_src_path:" in answers
+    env = (dest / ".env").read_text()
+    secret = next(line for line in env.splitlines() if line.startswith("SECRET_KEY="))
+    assert len(secret.removeprefix("SECRET_KEY=")) >= 43
+    assert "change-me" not in secret
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=dest, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "app/main.py" in tracked
+    assert ".env" not in tracked
+    assert not (dest / "uv.lock").exists()
+    check_no_jinja(dest)
+
+
+def test_two_renders_get_different_secrets(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        assert (
+            new(str(tmp_path / name), "--defaults", "-d", "project_name=X", "--no-install")[0] == 0
+        )
+    assert (tmp_path / "a" / ".env").read_text() != (tmp_path / "b" / ".env").read_text()
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        (["project_name=Shop", "project_slug=Bad Slug"], "project_slug must match"),
+        (["project_name=Shop", "database=oracle"], "'oracle' is not in"),
+        (["project_name=Shop", "author_email=nobody"], "author_email must be an e-mail"),
+        (["project_name=" + "x" * 61], "project_name must be 1 to 60 characters"),
+        ([], 'Question "project_name" is required'),
+    ],
+)
+def test_invalid_answers_exit_2_name_the_question_and_write_nothing(
+    tmp_path: Path, answers: list[str], message: str
+) -> None:
+    dest = tmp_path / "out"
+    args = [str(dest), "--defaults", "--no-install"]
+    for answer in answers:
+        args += ["-d", answer]
+    code, output = new(*args)
+    assert code == 2
+    assert message in " ".join(output.split())
+    assert not dest.exists()
+
+
+def test_invalid_answers_leave_an_existing_empty_dest_empty(tmp_path: Path) -> None:
+    code, _ = new(str(tmp_path), "--defaults", "-d", "project_slug=BAD", "-d", "project_name=X")
+    assert code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_non_empty_dest_is_refused_untouched(tmp_path: Path) -> None:
+    keep = tmp_path / "keep.txt"
+    keep.write_text("mine")
+    code, output = new(str(tmp_path), "--defaults", "-d", "project_name=X", "--no-install")
+    assert code == 2
+    assert "exists and is not empty" in output
+    assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
+    assert keep.read_text() == "mine"
+
+
+def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
+    code, output = new(str(tmp_path / "x"), "--bogus")
+    assert code == 2
+    assert "No such option" in output
+    assert not (tmp_path / "x").exists()
+
+
+def test_malformed_data_is_a_usage_error(tmp_path: Path) -> None:
+    code, output = new(str(tmp_path / "x"), "--defaults", "-d", "project_name")
+    assert code == 2
+    assert "KEY=VALUE" in output
+
+
+def test_unknown_template_is_a_usage_error(tmp_path: Path) -> None:
+    code, _ = new(str(tmp_path / "x"), "--template", str(tmp_path / "nope"), "--defaults")
+    assert code == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("backforge ")
+
+
+def test_leftover_jinja_is_detected(tmp_path: Path) -> None:
+    (tmp_path / "ok.yml").write_text("run: ${{ github.ref }}\n")
+    check_no_jinja(tmp_path)
+    (tmp_path / "bad.py").write_text("name = '{{ project_name }}'\n")
+    with pytest.raises(Exception, match=r"bad\.py:1"):
+        check_no_jinja(tmp_path)
