@@ -46,6 +46,12 @@ class AuthenticationError(DomainError):
     status = HTTPStatus.UNAUTHORIZED
 
 
+class InvalidInputError(DomainError):
+    """Well-formed input that breaks a rule (for example a weak password)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 def problem(
     status: int,
     *,
