@@ -14,10 +14,14 @@ from pathlib import Path
 
 ENV_EXAMPLE = ".env.example"
 SECRET_PATTERN = re.compile(r"^(SECRET_KEY)=.*$", re.MULTILINE)
+EMPTY_PASSWORD_PATTERN = re.compile(r"^(FIRST_SUPERUSER_PASSWORD)=$", re.MULTILINE)
 
 
 def write_env(project: Path) -> bool:
-    """Write `.env` from `.env.example` with a fresh SECRET_KEY; keep an existing `.env`."""
+    """Write `.env` from `.env.example` with fresh secrets; keep an existing `.env`.
+
+    SECRET_KEY always gets a new random value; an empty FIRST_SUPERUSER_PASSWORD gets one too.
+    """
     env_file = project / ".env"
     if env_file.exists():
         return False
@@ -28,6 +32,7 @@ def write_env(project: Path) -> bool:
         text = SECRET_PATTERN.sub(lambda m: f"{m.group(1)}={secret}", text)
     else:
         text += f"SECRET_KEY={secret}\n"
+    text = EMPTY_PASSWORD_PATTERN.sub(lambda m: f"{m.group(1)}={secrets.token_urlsafe(18)}", text)
     env_file.write_text(text, encoding="utf-8")
     env_file.chmod(0o600)
     return True
@@ -57,7 +62,7 @@ def main(project: Path) -> int:
     wrote_env = write_env(project)
     created_repo = init_git(project)
     if wrote_env:
-        print("backforge: wrote .env with a fresh SECRET_KEY (git-ignored)")
+        print("backforge: wrote .env with fresh secrets (git-ignored)")
     if created_repo:
         print("backforge: initialised a git repository with a first commit")
     return 0
