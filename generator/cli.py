@@ -6,15 +6,26 @@ answers (nothing written).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
 from generator import __version__
-from generator.render import CommandError, UsageError, default_template, install, parse_data, render
+from generator.render import (
+    CommandError,
+    UsageError,
+    default_template,
+    install,
+    local_template,
+    parse_data,
+    render,
+)
+from generator.variants import CODE_QUESTIONS, VariantError, default_answers, select, variant_id
 
 app = typer.Typer(
     name="backforge",
@@ -98,6 +109,56 @@ def new(
         "uv run pytest",
     ]
     console.print(Panel("\n".join(steps), title="Next steps", expand=False))
+
+
+SetOption = Annotated[
+    str,
+    typer.Option(
+        "--set",
+        help="all | pairwise | presets | preset:NAME | sample:N[:SEED] | answers such as "
+        "'database=mysql,auth=jwt'",
+    ),
+]
+
+
+def load_variants(template: str | None, spec: str) -> tuple[str, list[dict[str, Any]]]:
+    source = template or default_template()
+    try:
+        return source, select(local_template(source), spec)
+    except VariantError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@app.command()
+def variants(
+    template: TemplateOption = None,
+    set_: SetOption = "all",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of answers.")] = False,
+) -> None:
+    """List the variants of a set (read from copier.yml)."""
+    try:
+        source, found = load_variants(template, set_)
+    except UsageError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(found, indent=2, sort_keys=True))
+        return
+    defaults = default_answers(local_template(source))
+    columns = [name for name in (*CODE_QUESTIONS, "ci", "docker") if name in defaults]
+    table = Table(title=f"{len(found)} variants ({set_})")
+    table.add_column("id", style="bold")
+    for column in columns:
+        table.add_column(column)
+    for answers in found:
+        cells = [_cell(answers.get(column, "")) for column in columns]
+        table.add_row(variant_id(answers, defaults), *cells)
+    console.print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "-"
+    return str(value)
 
 
 def main() -> None:

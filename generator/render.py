@@ -150,3 +150,23 @@ def commit_lockfile(project: Path) -> bool:
     run(["git", "add", "uv.lock"], project)
     run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", "Lock dependencies"], project)
     return True
+
+
+def local_template(source: str, vcs_ref: str | None = None) -> Path:
+    """A local folder holding the template at `source` (a path, or a git URL cloned once)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "copier.yml").is_file() and not (path / "copier.yaml").is_file():
+            raise UsageError(f"{path} is not a Copier template (no copier.yml)")
+        return path.resolve()
+    import tempfile
+
+    clone = Path(tempfile.mkdtemp(prefix="backforge-template-"))
+    try:
+        run(["git", "clone", "--quiet", source, str(clone)], Path.cwd())
+        if vcs_ref:
+            run(["git", "checkout", "--quiet", vcs_ref], clone)
+    except CommandError as exc:
+        shutil.rmtree(clone, ignore_errors=True)
+        raise UsageError(f"cannot read the template {source!r}: {exc}") from exc
+    return clone
