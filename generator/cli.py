@@ -25,6 +25,7 @@ from generator.render import (
     parse_data,
     render,
 )
+from generator.update import ConflictMode, update_project
 from generator.variants import CODE_QUESTIONS, VariantError, default_answers, select, variant_id
 
 app = typer.Typer(
@@ -109,6 +110,41 @@ def new(
         "uv run pytest",
     ]
     console.print(Panel("\n".join(steps), title="Next steps", expand=False))
+
+
+@app.command()
+def update(
+    dest: Annotated[Path, typer.Argument(help="The project to update.")] = Path(),
+    vcs_ref: VcsRefOption = None,
+    data: DataOption = None,
+    conflict: Annotated[
+        ConflictMode,
+        typer.Option("--conflict", help="inline: conflict markers in the file; rej: *.rej files."),
+    ] = "inline",
+    no_install: NoInstallOption = False,
+) -> None:
+    """Pull template changes into a project (a clean git tree) with `copier update`."""
+    try:
+        with console.status("Updating from the template…"):
+            result = update_project(
+                dest,
+                vcs_ref=vcs_ref,
+                data=parse_data(data or []),
+                conflict=conflict,
+                install=not no_install,
+            )
+    except UsageError as exc:
+        raise fail(str(exc)) from exc
+    except CommandError as exc:
+        raise fail(str(exc), EXIT_FAILED) from exc
+    console.print(f"Updated {dest}: template {result.from_version} → {result.to_version}")
+    for found in result.conflicts:
+        errors.print(f"[bold red]conflict[/] {found.location}: {found.advice}", highlight=False)
+    if result.install_error:
+        errors.print(f"[bold red]install failed:[/] {result.install_error}", highlight=False)
+    console.print(Panel("\n".join(result.next_steps()), title="Next steps", expand=False))
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 SetOption = Annotated[

@@ -1,0 +1,577 @@
+"""`backforge update` (generator/update.py) with real Copier and real git.
+
+Every test works on a temporary git copy of this repository's template (copier.yml, template/,
+hooks/) with local tags, never on tags of this repository:
+
+- `0.1.0`: the template as it is in the working tree;
+- `0.2.0`: a line changed in app/routers/health.py, a section appended to README.md, a line
+  appended to app/middleware/timing.py, a new file docs/UPDATING.md, and a new question
+  `update_probe` (alpha/beta/none) that renders PROBE.md unless none.
+
+Projects are rendered at 0.1.0, changed the way users change them, committed, and updated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator.render import UsageError, render
+from generator.update import ANSWERS_FILE, UpdateResult, update_project
+from generator.variants import load_questions
+
+MAIN = Path(__file__).resolve().parents[1]
+OLD, NEW = "0.1.0", "0.2.0"
+
+NEW_DOCSTRING = '"""Health checks: liveness (/health, no I/O) and readiness (/ready)."""'
+README_SECTION = "\n## Updating\n\nThis project follows its template: run `backforge update`.\n"
+TIMING_LINE = "# Timing middleware: changed in template 0.2.0.\n"
+UPDATING_DOC = "# Updating\n\nReview `git diff` after `backforge update`, then commit.\n"
+PROBE_QUESTION = """
+# Added by the tests of backforge update (template 0.2.0)
+update_probe:
+  type: str
+  help: A question that template 0.2.0 adds
+  choices:
+    - alpha
+    - beta
+    - none
+  default: alpha
+"""
+PROBE_FILE = "{% if update_probe != 'none' %}PROBE.md{% endif %}.jinja"
+Tree = dict[str, tuple[bytes, bool]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers (also used by test_update_variants.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def commit_all(cwd: Path, message: str) -> None:
+    git(cwd, "add", "--all")
+    git(cwd, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", message)
+
+
+def template_file(root: Path, relative: str) -> Path:
+    """`template/<relative>` or `template/<relative>.jinja`, whichever the template has."""
+    for candidate in (root / "template" / relative, root / "template" / f"{relative}.jinja"):
+        if candidate.is_file():
+            return candidate
+    raise AssertionError(f"the template has no {relative}")
+
+
+def replace_first_line(path: Path, line: str) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[0] = line + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def append(path: Path, text: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class TemplateRepo:
+    path: Path
+    old_questions: frozenset[str]
+    """Questions of copier.yml at 0.1.0."""
+
+    @property
+    def src(self) -> str:
+        return str(self.path)
+
+
+def build_template_repo(root: Path) -> TemplateRepo:
+    """A git repository of this template: the working tree tagged 0.1.0, then 0.2.0."""
+    root.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
+    shutil.copy2(MAIN / "copier.yml", root / "copier.yml")
+    for folder in ("template", "hooks"):
+        shutil.copytree(MAIN / folder, root / folder, ignore=ignore)
+    git(root, "init", "--quiet", "--initial-branch=main")
+    commit_all(root, "Template 0.1.0")
+    git(root, "tag", OLD)
+    old_questions = frozenset(q.name for q in load_questions(root))
+
+    replace_first_line(template_file(root, "app/routers/health.py"), NEW_DOCSTRING)
+    append(template_file(root, "README.md"), README_SECTION)
+    append(template_file(root, "app/middleware/timing.py"), TIMING_LINE)
+    (root / "template" / "docs").mkdir(exist_ok=True)
+    (root / "template" / "docs" / "UPDATING.md").write_text(UPDATING_DOC, encoding="utf-8")
+    config = (root / "copier.yml").read_text(encoding="utf-8")
+    (root / "copier.yml").write_text(config.rstrip("\n") + "\n" + PROBE_QUESTION, encoding="utf-8")
+    (root / "template" / PROBE_FILE).write_text("Probe: {{ update_probe }}\n", encoding="utf-8")
+    commit_all(root, "Template 0.2.0")
+    git(root, "tag", NEW)
+    return TemplateRepo(root, old_questions)
+
+
+def render_at(repo: TemplateRepo, dest: Path, ref: str, answers: Mapping[str, Any]) -> Path:
+    """Render (the copy task runs `git init` and commits) and check that it committed."""
+    render(repo.src, dest, {"project_name": "Shop", **answers}, vcs_ref=ref, quiet=True)
+    assert git(dest, "status", "--porcelain") == "", "the copy task left the tree dirty"
+    return dest
+
+
+def tree(project: Path) -> Tree:
+    """Every file but .git, .venv, .env and uv.lock; the answers file without `_commit`."""
+    files: Tree = {}
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project).as_posix()
+        top = relative.split("/", 1)[0]
+        if top in {".git", ".venv"} or relative in {".env", "uv.lock"} or not path.is_file():
+            continue
+        content = path.read_bytes()
+        if relative == ANSWERS_FILE:
+            content = re.sub(rb"(?m)^_commit:.*\n", b"", content)
+        files[relative] = (content, os.access(path, os.X_OK))
+    return files
+
+
+def assert_same_tree(updated: Path, fresh: Path) -> None:
+    got, want = tree(updated), tree(fresh)
+    assert sorted(got) == sorted(want), (
+        f"only in the updated project: {sorted(set(got) - set(want))}; "
+        f"only in the fresh render: {sorted(set(want) - set(got))}"
+    )
+    differing = [name for name in want if got[name] != want[name]]
+    assert not differing, f"files that differ from a fresh render: {differing}"
+
+
+def empty_dirs(project: Path) -> list[str]:
+    return sorted(
+        path.relative_to(project).as_posix()
+        for path in project.rglob("*")
+        if path.is_dir() and ".git" not in path.parts and not any(path.iterdir())
+    )
+
+
+def answers_of(project: Path) -> dict[str, Any]:
+    loaded = yaml.safe_load((project / ANSWERS_FILE).read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def snapshot(project: Path) -> tuple[dict[str, bytes], str, str]:
+    """Bytes of every file (the .git folder excepted), `git status`, and HEAD."""
+    files = {
+        path.relative_to(project).as_posix(): path.read_bytes()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    }
+    status = git(project, "status", "--porcelain", "--ignored", "--untracked-files=all")
+    return files, status, git(project, "rev-parse", "HEAD")
+
+
+def update(project: Path, **options: Any) -> UpdateResult:
+    options.setdefault("vcs_ref", NEW)
+    options.setdefault("install", False)
+    return update_project(project, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> TemplateRepo:
+    return build_template_repo(tmp_path_factory.mktemp("template") / "backforge")
+
+
+@pytest.fixture(scope="module")
+def fresh_new(repo: TemplateRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh render at 0.2.0 with the default answers (and project_name Shop)."""
+    return render_at(repo, tmp_path_factory.mktemp("fresh") / "shop", NEW, {})
+
+
+@pytest.fixture
+def project(repo: TemplateRepo, tmp_path: Path) -> Path:
+    """A project rendered at 0.1.0 with the default answers, committed."""
+    return render_at(repo, tmp_path / "shop", OLD, {})
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. A pristine project becomes exactly a fresh render
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pristine_project_updates_to_exactly_a_fresh_render(project: Path, fresh_new: Path) -> None:
+    head = git(project, "rev-parse", "HEAD")
+    result = update(project)
+    assert result.ok and result.exit_code == 0, result
+    assert (result.from_version, result.to_version) == (OLD, NEW)
+    assert result.conflicts == ()
+    for changed in ("README.md", "app/routers/health.py", "docs/UPDATING.md", "PROBE.md"):
+        assert changed in result.changed
+    assert_same_tree(project, fresh_new)
+    assert empty_dirs(project) == empty_dirs(fresh_new)
+    assert answers_of(project)["_commit"] == NEW
+    assert answers_of(project)["update_probe"] == "alpha"  # a new question takes its default
+    assert git(project, "rev-parse", "HEAD") == head, "update must commit nothing"
+    assert git(project, "status", "--porcelain"), "the update's changes are left for review"
+    steps = result.next_steps()
+    assert steps[0] == f"cd {project.resolve()}"
+    assert any("git diff" in step for step in steps)
+    assert steps[-1] == f'git add -A && git commit -m "Update to template {NEW}"'
+
+
+def test_update_to_the_current_version_changes_nothing(repo: TemplateRepo, tmp_path: Path) -> None:
+    project = render_at(repo, tmp_path / "shop", NEW, {})
+    before = snapshot(project)
+    result = update(project)
+    assert result.ok
+    assert result.changed == ()
+    assert snapshot(project) == before
+
+
+def test_update_without_vcs_ref_goes_to_the_latest_tag(project: Path) -> None:
+    result = update(project, vcs_ref=None)
+    assert result.to_version == NEW
+    assert (project / "docs" / "UPDATING.md").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. User edits, added files and deleted files survive
+# ---------------------------------------------------------------------------------------------
+
+USER_ROUTE = '\n\n@router.get("/version")\nasync def version() -> dict[str, str]:\n    return {}\n'
+
+
+def test_user_edits_added_and_deleted_files_survive(project: Path) -> None:
+    readme, health = project / "README.md", project / "app/routers/health.py"
+    replace_first_line(readme, "# Shop: the billing backend of ACME")
+    append(health, USER_ROUTE)
+    added = {
+        "app/routers/billing.py": "from fastapi import APIRouter\n\nrouter = APIRouter()\n",
+        "docs/NOTES.md": "# Our notes\n",
+        "scripts/seed.sh": "#!/bin/sh\necho seed\n",
+    }
+    for relative, text in added.items():
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text(text, encoding="utf-8")
+    (project / "scripts/seed.sh").chmod(0o755)
+    (project / ".pre-commit-config.yaml").unlink()  # the template leaves it alone
+    (project / "app/middleware/timing.py").unlink()  # the template changes it in 0.2.0
+    commit_all(project, "Our changes")
+    (project / "dev.db").write_bytes(b"ignored by git")  # ignored files do not make it dirty
+
+    result = update(project)
+
+    assert result.ok, result.conflicts
+    readme_text, health_text = readme.read_text(), health.read_text()
+    assert readme_text.startswith("# Shop: the billing backend of ACME\n")
+    assert readme_text.endswith(README_SECTION)
+    assert health_text.startswith(NEW_DOCSTRING + "\n")
+    assert health_text.endswith(USER_ROUTE)
+    for relative, text in added.items():
+        assert (project / relative).read_text() == text, relative
+    assert os.access(project / "scripts/seed.sh", os.X_OK)
+    assert (project / "docs/UPDATING.md").read_text() == UPDATING_DOC
+    assert not (project / ".pre-commit-config.yaml").exists(), "a deleted file came back"
+    assert not (project / "app/middleware/timing.py").exists(), "a deleted file came back"
+    assert (project / "dev.db").read_bytes() == b"ignored by git"
+    assert not list(project.rglob("*.rej"))
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Conflicts are reported and the user's version is kept
+# ---------------------------------------------------------------------------------------------
+
+USER_DOCSTRING = '"""Our own health endpoints (edited by the team)."""'
+USER_README_END = "\n## Deploying\n\nAsk the platform team.\n"
+
+
+def _edit_conflicting_lines(project: Path) -> None:
+    replace_first_line(project / "app/routers/health.py", USER_DOCSTRING)
+    append(project / "README.md", USER_README_END)
+    commit_all(project, "Our docstring and README section")
+
+
+def test_inline_conflicts_are_listed_with_the_users_version_in_the_file(project: Path) -> None:
+    _edit_conflicting_lines(project)
+    result = update(project, conflict="inline", install=True)  # install is skipped: conflicts
+    assert result.exit_code == 1 and not result.installed
+    by_path = {c.path: c for c in result.conflicts}
+    assert sorted(by_path) == ["README.md", "app/routers/health.py"]
+    health = by_path["app/routers/health.py"]
+    assert health.kind == "inline" and "unmerged" in health.kinds
+    assert health.line == 1
+    assert "app/routers/health.py:1" in health.advice and "git add" in health.advice
+    text = (project / "app/routers/health.py").read_text()
+    assert USER_DOCSTRING in text and NEW_DOCSTRING in text
+    assert "<<<<<<< before updating" in text and ">>>>>>> after updating" in text
+    assert "Ask the platform team." in (project / "README.md").read_text()
+    unmerged = git(project, "diff", "--name-only", "--diff-filter=U").split()
+    assert sorted(unmerged) == ["README.md", "app/routers/health.py"]
+    assert (project / "docs/UPDATING.md").is_file(), "the non-conflicting changes still arrive"
+    assert not (project / "uv.lock").exists()
+    assert any("uv lock" in step for step in result.next_steps())
+
+
+@pytest.mark.parametrize("ignore_rejects", [False, True], ids=["rej", "rej-git-ignored"])
+def test_rej_conflicts_are_listed_with_the_users_version_beside_the_file(
+    project: Path, ignore_rejects: bool
+) -> None:
+    if ignore_rejects:
+        append(project / ".gitignore", "*.rej\n")
+    _edit_conflicting_lines(project)
+    result = update(project, conflict="rej")
+    assert result.exit_code == 1
+    by_path = {c.path: c for c in result.conflicts}
+    assert sorted(by_path) == ["README.md", "app/routers/health.py"]
+    health = by_path["app/routers/health.py"]
+    assert health.kinds == ("rej",)
+    assert health.reject_file == "app/routers/health.py.rej"
+    assert "app/routers/health.py.rej" in health.advice
+    reject = (project / "app/routers/health.py.rej").read_text()
+    assert USER_DOCSTRING in reject, "the user's lines must be kept beside the file"
+    assert (project / "app/routers/health.py").read_text().startswith(NEW_DOCSTRING)
+    assert "Ask the platform team." in (project / "README.md.rej").read_text()
+
+
+def test_an_edited_file_that_the_template_drops_is_reported(project: Path) -> None:
+    append(project / "Dockerfile", "# our healthcheck tweak\n")
+    commit_all(project, "Tweak the Dockerfile")
+    result = update(project, data={"docker": False})
+    assert result.exit_code == 1
+    assert [(c.path, c.kinds) for c in result.conflicts] == [("Dockerfile", ("removed",))]
+    assert "git checkout HEAD -- Dockerfile" in result.conflicts[0].advice
+    assert not (project / "Dockerfile").exists() and not (project / "compose.yaml").exists()
+    assert "# our healthcheck tweak" in git(project, "show", "HEAD:Dockerfile")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Refusals change nothing
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["modified", "untracked", "staged", "deleted"])
+def test_a_dirty_tree_is_refused_and_left_untouched(project: Path, change: str) -> None:
+    if change == "modified":
+        append(project / "README.md", "work in progress\n")
+        named = "README.md"
+    elif change == "untracked":
+        (project / "app/routers/draft.py").write_text("# draft\n")
+        named = "app/routers/draft.py"
+    elif change == "staged":
+        (project / "NOTES.md").write_text("notes\n")
+        git(project, "add", "NOTES.md")
+        named = "NOTES.md"
+    else:
+        (project / "app/routers/health.py").unlink()
+        named = "app/routers/health.py"
+    before = snapshot(project)
+    with pytest.raises(UsageError, match="uncommitted changes") as caught:
+        update(project)
+    assert named in str(caught.value)
+    assert snapshot(project) == before
+
+
+def test_a_folder_that_is_not_a_git_repository_is_refused(project: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    shutil.copytree(project, plain, ignore=shutil.ignore_patterns(".git"))
+    before = snapshot_files(plain)
+    with pytest.raises(UsageError, match="not a git repository"):
+        update(plain)
+    assert snapshot_files(plain) == before
+
+
+def test_a_repository_without_answers_file_is_refused(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "README.md").write_text("hello\n")
+    git(plain, "init", "--quiet")
+    commit_all(plain, "first")
+    with pytest.raises(UsageError, match=r"no \.copier-answers\.yml"):
+        update(plain)
+    with pytest.raises(UsageError, match="does not exist"):
+        update(tmp_path / "missing")
+
+
+def test_a_template_that_moved_away_is_named(project: Path, tmp_path: Path) -> None:
+    answers = project / ANSWERS_FILE
+    answers.write_text(
+        re.sub(r"(?m)^_src_path: .*$", "_src_path: /nowhere/backforge", answers.read_text())
+    )
+    commit_all(project, "Point at a template that is gone")
+    with pytest.raises(UsageError, match="_src_path: /nowhere/backforge"):
+        update(project)
+
+
+def snapshot_files(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"database": "oracle"}, "'oracle' is not in"),
+        ({"project_slug": "Bad Slug"}, "project_slug must match"),
+        ({"dockr": False}, "unknown question.*dockr"),
+    ],
+)
+def test_invalid_answers_are_refused_and_the_project_is_unchanged(
+    project: Path, data: dict[str, Any], message: str
+) -> None:
+    before = snapshot(project)
+    with pytest.raises(UsageError, match=message):
+        update(project, data=data)
+    assert snapshot(project) == before
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_an_unknown_revision_is_refused(project: Path) -> None:
+    before = snapshot(project)
+    with pytest.raises(UsageError, match=r"9\.9\.9"):
+        update(project, vcs_ref="9.9.9")
+    assert snapshot(project) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. An answer renamed through _migrations carries over
+# ---------------------------------------------------------------------------------------------
+
+
+def add_rename_release(repo: TemplateRepo, clone: Path, version: str) -> TemplateRepo:
+    """Clone `repo` and release `version`, which renames author_name to maintainer_name."""
+    git(clone.parent, "clone", "--quiet", repo.src, clone.name)
+    config_path = clone / "copier.yml"
+    config_text = re.sub(r"\bauthor_name\b", "maintainer_name", config_path.read_text())
+    config = yaml.safe_load(config_text)
+    assert "maintainer_name" in config, "the template has no author_name question to rename"
+    migration = {
+        "version": version,
+        "when": "{{ _stage == 'before' }}",
+        "command": [
+            "{{ _copier_python }}",
+            "{{ _copier_conf.src_path }}/hooks/rename_answer.py",
+            "{{ _copier_conf.answers_file }}",
+            "author_name",
+            "maintainer_name",
+        ],
+    }
+    config["_migrations"] = [*(config.get("_migrations") or []), migration]
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    for path in (clone / "template").rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if "author_name" in text:
+                path.write_text(re.sub(r"\bauthor_name\b", "maintainer_name", text))
+    commit_all(clone, f"Template {version}: author_name is now maintainer_name")
+    git(clone, "tag", version)
+    return TemplateRepo(clone, repo.old_questions)
+
+
+def test_an_answer_renamed_through_migrations_carries_over(
+    repo: TemplateRepo, tmp_path: Path
+) -> None:
+    renamed = add_rename_release(repo, tmp_path / "template", "0.3.0")
+    project = render_at(renamed, tmp_path / "shop", OLD, {"author_name": "Ada Lovelace"})
+    assert answers_of(project)["author_name"] == "Ada Lovelace"
+    # Copier runs the migration, then rejects the answer: the rewritten answers file is restored.
+    before = snapshot(project)
+    with pytest.raises(UsageError, match="'oracle' is not in"):
+        update(project, vcs_ref="0.3.0", data={"database": "oracle"})
+    assert snapshot(project) == before
+
+    result = update(project, vcs_ref="0.3.0")
+
+    assert result.ok, result.conflicts
+    answers = answers_of(project)
+    assert answers["maintainer_name"] == "Ada Lovelace"
+    assert "author_name" not in answers
+    fresh = render_at(renamed, tmp_path / "fresh", "0.3.0", {"maintainer_name": "Ada Lovelace"})
+    assert_same_tree(project, fresh)
+    if "maintainer_name" in (renamed.path / "template/pyproject.toml.jinja").read_text():
+        assert "Ada Lovelace" in (project / "pyproject.toml").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Answers changed or added during the update arrive
+# ---------------------------------------------------------------------------------------------
+
+
+def _changed_answer_cases() -> list[Any]:
+    return [
+        pytest.param({"docker": False}, ["Dockerfile", "compose.yaml"], [], id="docker=false"),
+        pytest.param(
+            {"ci": "gitlab"}, [".github/workflows/ci.yml"], [".gitlab-ci.yml"], id="ci=gitlab"
+        ),
+        pytest.param({"update_probe": "beta"}, [], ["PROBE.md"], id="new-question=beta"),
+        pytest.param({"update_probe": "none"}, ["PROBE.md"], [], id="new-question=none"),
+        pytest.param({"features": "FIRST"}, [], [], id="features+first"),
+    ]
+
+
+@pytest.mark.parametrize(("data", "gone", "present"), _changed_answer_cases())
+def test_answers_changed_during_the_update_arrive(
+    repo: TemplateRepo,
+    project: Path,
+    tmp_path: Path,
+    data: dict[str, Any],
+    gone: list[str],
+    present: list[str],
+) -> None:
+    if data.get("features") == "FIRST":
+        features = next((q for q in load_questions(repo.path) if q.name == "features"), None)
+        if features is None or not features.choices:
+            pytest.skip("the template has no features question yet")
+        data = {"features": [features.choices[0]]}
+    result = update(project, data=data)
+    assert result.ok, result.conflicts
+    answers = answers_of(project)
+    for key, value in data.items():
+        assert answers[key] == value
+    for relative in gone:
+        assert not (project / relative).exists(), relative
+    for relative in present:
+        assert (project / relative).is_file(), relative
+    if "update_probe" in data and data["update_probe"] != "none":
+        assert (project / "PROBE.md").read_text() == f"Probe: {data['update_probe']}\n"
+    fresh = render_at(repo, tmp_path / "fresh", NEW, data)
+    assert_same_tree(project, fresh)
+    assert empty_dirs(project) == empty_dirs(fresh)
+
+
+# ---------------------------------------------------------------------------------------------
+# Installing: uv lock and uv sync after a clean update, nothing committed
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_install_relocks_and_syncs_without_committing(project: Path) -> None:
+    head = git(project, "rev-parse", "HEAD")
+    result = update(project, install=True)
+    assert result.ok, result.install_error
+    assert result.installed
+    assert (project / "uv.lock").is_file()
+    assert (project / ".venv").is_dir()
+    assert "uv.lock" in result.changed
+    assert git(project, "rev-parse", "HEAD") == head
+    assert "?? uv.lock" in git(project, "status", "--porcelain").splitlines()
