@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,13 +46,19 @@ def _free_port() -> int:
         return port
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310
+def _request(
+    url: str, headers: dict[str, str] | None = None, data: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {}, data=data)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    return _request(url, headers)
 
 
 class Served:
@@ -90,6 +97,11 @@ class Served:
 
     def get(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
         return _get(self.base + path, headers)
+
+    def post(
+        self, path: str, body: bytes, content_type: str = "application/json"
+    ) -> tuple[int, dict[str, str], bytes]:
+        return _request(self.base + path, {"Content-Type": content_type}, body)
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -161,12 +173,26 @@ def test_default_project_serves_health_ready_docs_and_problems(served_defaults: 
     assert status == 200
     assert b"swagger" in body.lower()
     assert "x-request-id" in headers
-    status, headers, body = served_defaults.get("/api/v1/items/not-a-uuid")
-    assert status == 422
+    status, headers, body = served_defaults.get("/api/v1/items")
+    assert (status, headers["www-authenticate"]) == (401, "Bearer")
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body)["request_id"] == headers["x-request-id"]
-    status, headers, body = served_defaults.get("/api/v1/items")
+
+    account = {"email": "first@example.com", "password": "a long enough passphrase"}
+    status, headers, body = served_defaults.post("/api/v1/auth/register", b"{not json")
+    assert (status, headers["content-type"]) == (422, "application/problem+json")
+    status, _, body = served_defaults.post("/api/v1/auth/register", json.dumps(account).encode())
+    assert status == 201, body
+    form = urllib.parse.urlencode({"username": account["email"], "password": account["password"]})
+    status, _, body = served_defaults.post(
+        "/api/v1/auth/token", form.encode(), "application/x-www-form-urlencoded"
+    )
+    assert status == 200, body
+    bearer = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+    status, _, body = served_defaults.get("/api/v1/items", **bearer)
     assert (status, json.loads(body)["total"]) == (200, 0)
+    status, headers, body = served_defaults.get("/api/v1/items/not-a-uuid", **bearer)
+    assert (status, headers["content-type"]) == (422, "application/problem+json")
 
 
 @pytest.mark.parametrize("database", DATABASES[1:])
