@@ -7,6 +7,8 @@ answers (nothing written).
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from generator import __version__
+from generator.check import Tier, exit_status, run_check
 from generator.render import (
     CommandError,
     UsageError,
@@ -25,8 +28,17 @@ from generator.render import (
     parse_data,
     render,
 )
+from generator.report import print_report, progress_bar, write_json, write_junit
 from generator.update import ConflictMode, update_project
-from generator.variants import CODE_QUESTIONS, VariantError, default_answers, select, variant_id
+from generator.variants import (
+    CODE_QUESTIONS,
+    VariantError,
+    default_answers,
+    parse_shard,
+    select,
+    shard,
+    variant_id,
+)
 
 app = typer.Typer(
     name="backforge",
@@ -189,6 +201,48 @@ def variants(
         cells = [_cell(answers.get(column, "")) for column in columns]
         table.add_row(variant_id(answers, defaults), *cells)
     console.print(table)
+
+
+@app.command()
+def check(
+    template: TemplateOption = None,
+    tier: Annotated[
+        Tier, typer.Option("--tier", help="static: render and lint; full: also run everything.")
+    ] = "static",
+    set_: SetOption = "all",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Variants run in parallel.")] = (
+        os.cpu_count() or 1
+    ),
+    shard_: Annotated[
+        str | None, typer.Option("--shard", help="I/N: run the I-th of N slices of the set.")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write one JSON record per variant.")
+    ] = None,
+    junit_file: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
+    vcs_ref: VcsRefOption = None,
+) -> None:
+    """Render every variant of a set and prove it works (exit 1 if any fails)."""
+    try:
+        source, selected = load_variants(template, set_)
+        if shard_:
+            index, count = parse_shard(shard_)
+            selected = shard(selected, index, count)
+    except (UsageError, VariantError) as exc:
+        raise fail(str(exc)) from exc
+    if not selected:
+        console.print("no variants in this shard")
+        return
+    console.print(f"checking {len(selected)} variants ({set_}, {tier} tier, {jobs} jobs)")
+    started = time.perf_counter()
+    with progress_bar(console) as on_progress:
+        results = run_check(source, selected, tier, jobs, None, on_progress, vcs_ref)
+    print_report(results, console, seconds=time.perf_counter() - started)
+    if json_file:
+        write_json(json_file, results)
+    if junit_file:
+        write_junit(junit_file, results)
+    raise typer.Exit(exit_status(results))
 
 
 def _cell(value: object) -> str:

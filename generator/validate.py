@@ -20,8 +20,6 @@ from typing import Literal
 
 import yaml
 
-from generator.services import ServerPool, ServiceKind
-
 Status = Literal["passed", "failed", "skipped"]
 
 TEXT_SUFFIXES = {
@@ -176,47 +174,6 @@ def tool(name: str) -> list[str]:
     return [name]
 
 
-def ruff_check(project: Path) -> str:
-    return run_tool([*tool("ruff"), "check", "--no-cache", "."], project)
-
-
-def ruff_format(project: Path) -> str:
-    return run_tool([*tool("ruff"), "format", "--check", "--no-cache", "."], project)
-
-
-def byte_compile(project: Path, python: str = sys.executable) -> str:
-    dirs = [name for name in ("app", "migrations", "tests") if (project / name).is_dir()]
-    # compile to memory only: no __pycache__ left in the project
-    code = (
-        "import sys, pathlib\n"
-        "bad = 0\n"
-        "for d in sys.argv[1:]:\n"
-        "    for p in sorted(pathlib.Path(d).rglob('*.py')):\n"
-        "        try:\n"
-        "            compile(p.read_text(encoding='utf-8'), str(p), 'exec')\n"
-        "        except SyntaxError as e:\n"
-        "            print(f'{p}:{e.lineno}: {e.msg}'); bad += 1\n"
-        "sys.exit(1 if bad else 0)\n"
-    )
-    return run_tool([python, "-c", code, *dirs], project)
-
-
-OPENAPI_SNIPPET = (
-    "import json\n"
-    "from app.main import create_app\n"
-    "doc = create_app().openapi()\n"
-    "assert doc['paths'], 'no paths in the OpenAPI document'\n"
-    "print(len(doc['paths']), 'paths', len(json.dumps(doc)), 'bytes')\n"
-)
-
-
-def build_openapi(project: Path, python: str, database_url: str | None = None) -> str:
-    env = {"ENVIRONMENT": "test", "PYTHONDONTWRITEBYTECODE": "1"}
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return run_tool([python, "-c", OPENAPI_SNIPPET], project, env=env)
-
-
 def uv_env(cache_dir: Path | None) -> dict[str, str]:
     env = {"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"}
     if cache_dir is not None:
@@ -301,59 +258,3 @@ _SUMMARY = re.compile(r"(\d+) passed")
 def passed_count(pytest_output: str) -> int:
     found = _SUMMARY.findall(pytest_output)
     return int(found[-1]) if found else 0
-
-
-@dataclass(frozen=True)
-class DatabaseTarget:
-    """Where a variant's migrations and tests run: a fresh database, and the server's URL."""
-
-    migrations_url: str
-    server_url: str
-
-
-def database_target(database: str, project: Path, pool: ServerPool | None) -> DatabaseTarget:
-    if database == "sqlite":
-        return DatabaseTarget(
-            migrations_url=f"sqlite:///{project / 'migrations-check.db'}",
-            server_url=f"sqlite:///{project / 'test.db'}",
-        )
-    if pool is None:
-        raise StepFailed(f"database={database} needs a real server, and no server pool was given")
-    kind: ServiceKind = "postgresql" if database == "postgresql" else "mysql"
-    server = pool.get(kind)
-    migrations_url = server.create_database(unique_name("mig"))
-    return DatabaseTarget(migrations_url=migrations_url, server_url=server.url())
-
-
-def full_pipeline(
-    project: Path,
-    database: str,
-    pool: ServerPool | None,
-    *,
-    cache_dir: Path | None = None,
-    pipeline: Pipeline | None = None,
-) -> Report:
-    """The full tier's steps after rendering: lint, types, Docker, CI schema, migrations, tests."""
-    pipe = pipeline or Pipeline()
-    pipe.step("no-jinja", lambda: check_no_jinja(project))
-    pipe.step("ruff-check", lambda: ruff_check(project))
-    pipe.step("ruff-format", lambda: ruff_format(project))
-    pipe.step("compile", lambda: byte_compile(project))
-    pipe.step("uv-sync", lambda: uv_sync(project, cache_dir))
-    pipe.step("openapi", lambda: build_openapi(project, project_python(project)))
-    pipe.step("mypy", lambda: mypy_strict(project))
-    pipe.step("hadolint", lambda: hadolint(project))
-    pipe.step("ci-schema", lambda: ci_schema(project))
-    targets: list[DatabaseTarget] = []
-
-    def migrations() -> str:
-        target = database_target(database, project, pool)
-        targets.append(target)
-        return migrations_round_trip(project, target.migrations_url)
-
-    pipe.step("migrations", migrations)
-    pipe.step(
-        "pytest",
-        lambda: project_pytest(project, targets[0].server_url if targets else ""),
-    )
-    return pipe.report

@@ -1,0 +1,146 @@
+"""Mutation tests of `backforge check`: a copy of the template broken in a branch that only some
+variants render must fail exactly those variants, at the step that catches the breakage."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from generator.check import VariantResult, exit_status, run_check
+from generator.services import ServerPool, available
+from generator.variants import select
+
+REPO = Path(__file__).resolve().parent.parent
+SESSION = "template/app/db/session.py.jinja"
+MIGRATION = "template/migrations/versions/0001_initial.py.jinja"
+
+
+def _git(repo: Path, *args: str) -> None:
+    identity = ["-c", "user.name=backforge-tests", "-c", "user.email=tests@backforge.invalid"]
+    subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True)
+
+
+def broken_template(tmp_path: Path, relative: str, mutate: Callable[[str], str]) -> Path:
+    """A fresh git repository holding the template, with `relative` broken on branch `broken`."""
+    repo = tmp_path / "template-repo"
+    repo.mkdir()
+    shutil.copy2(REPO / "copier.yml", repo / "copier.yml")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("template", "hooks"):
+        shutil.copytree(REPO / folder, repo / folder, ignore=ignore)
+    _git(repo, "init", "--quiet", "--initial-branch=main")
+    _git(repo, "add", "--all")
+    _git(repo, "commit", "--quiet", "--no-verify", "-m", "template")
+    _git(repo, "checkout", "--quiet", "-b", "broken")
+    path = repo / relative
+    original = path.read_text(encoding="utf-8")
+    changed = mutate(original)
+    assert changed != original, f"the mutation did not apply to {relative}"
+    path.write_text(changed, encoding="utf-8")
+    _git(repo, "commit", "--quiet", "--no-verify", "-am", "break one branch")
+    return repo
+
+
+def append_in_branch(condition: str, code: str) -> Callable[[str], str]:
+    """Append `code` at the end of a module, rendered only when `condition` holds."""
+
+    def mutate(text: str) -> str:
+        return f"{text.rstrip()}\n{{% if {condition} %}}\n\n\n{code}{{% endif %}}\n"
+
+    return mutate
+
+
+def failing(results: list[VariantResult]) -> dict[str, str]:
+    """Failing variant id -> the name of its failing step."""
+    return {r.id: r.failed.name for r in results if r.failed is not None}
+
+
+def expect_only(
+    results: list[VariantResult], database: str, step: str, needles: tuple[str, ...]
+) -> None:
+    """Exactly the variants rendering `database`'s branch fail, at `step`, saying `needles`;
+    every other variant passes."""
+    assert exit_status(results) == 1
+    broken = [r for r in results if r.answers["database"] == database]
+    assert broken, f"no variant renders database={database}"
+    assert failing(results) == {r.id: step for r in broken}
+    for result in broken:
+        failed = result.failed
+        assert failed is not None
+        for needle in needles:
+            assert needle in failed.output, failed.output
+        if database != "sqlite":  # sqlite is the default: the command need not name it
+            assert f"database={database}" in result.reproduce
+        assert "--vcs-ref broken" in result.reproduce
+        later = result.steps[result.steps.index(failed) + 1 :]
+        assert all(s.status == "skipped" for s in later)
+    for result in results:
+        if result.answers["database"] != database:
+            assert result.ok, (result.id, result.failed)
+
+
+@pytest.mark.parametrize(
+    ("database", "code", "step", "needles"),
+    [
+        pytest.param(
+            "mysql",
+            "def broken(:\n    pass\n",
+            "ruff-check",
+            ("app/db/session.py:", "invalid-syntax"),
+            id="syntax-error",
+        ),
+        pytest.param(
+            "postgresql",
+            "import os\n",
+            "ruff-check",
+            ("app/db/session.py:", "F401", "`os` imported but unused"),
+            id="lint-error",
+        ),
+        pytest.param(
+            "sqlite",
+            "import app.db.module_that_does_not_exist  # noqa: E402, F401\n",
+            "openapi",
+            ("app/db/session.py", "ModuleNotFoundError", "module_that_does_not_exist"),
+            id="missing-import",
+        ),
+    ],
+)
+def test_static_tier_names_the_variants_that_render_a_broken_branch(
+    tmp_path: Path, database: str, code: str, step: str, needles: tuple[str, ...]
+) -> None:
+    repo = broken_template(tmp_path, SESSION, append_in_branch(f"database == '{database}'", code))
+    variants = select(repo, "all")
+    results = run_check(str(repo), variants, "static", 2, tmp_path / "work", vcs_ref="broken")
+    assert len(results) == len(variants)
+    expect_only(results, database, step, needles)
+
+
+def _drift_in_mysql(text: str) -> str:
+    """Shorten the first String column in the migration, only for MySQL: `alembic check` sees
+    the model's length differ from the database's."""
+    match = re.search(r"sa\.String\(length=(\d+)\)", text)
+    assert match, "the initial migration has no sa.String(length=N) column to drift"
+    length = int(match.group(1))
+    drifted = (
+        f"{{% if database == 'mysql' %}}sa.String(length={length - 1})"
+        f"{{% else %}}sa.String(length={length}){{% endif %}}"
+    )
+    return text[: match.start()] + drifted + text[match.end() :]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not available("mysql"), reason="apt-get install -y mariadb-server")
+def test_full_tier_catches_a_migration_that_drifts_in_one_branch(
+    tmp_path: Path, server_pool: ServerPool
+) -> None:
+    repo = broken_template(tmp_path, MIGRATION, _drift_in_mysql)
+    variants = select(repo, "database=mysql,docker=false,ci=none;database=sqlite")
+    results = run_check(
+        str(repo), variants, "full", 2, tmp_path / "work", vcs_ref="broken", pool=server_pool
+    )
+    expect_only(results, "mysql", "migrations", ("alembic check", "modify_type"))
