@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from generator import __version__
+from generator.bench import bench_command
 from generator.check import Tier, exit_status, run_check
 from generator.render import (
     CommandError,
@@ -243,6 +244,9 @@ def check(
     if junit_file:
         write_junit(junit_file, results)
     raise typer.Exit(exit_status(results))
+
+
+app.command("bench")(bench_command)
 
 
 def _cell(value: object) -> str:

@@ -1,6 +1,9 @@
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
+
+from app.core.config import Settings
+from app.main import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -49,6 +52,23 @@ async def test_unhandled_error_is_500_problem_without_trace(
     assert body["request_id"] == "a" * 32
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_log_lines_carry_the_request_id(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings)  # logging is configured now, writing to the captured stderr
+
+    async def explode() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/boom", explode)
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.get("/boom", headers={"X-Request-ID": "b" * 32})
+    await app.state.engine.dispose()
+    logged = capsys.readouterr().err
+    assert f"[{'b' * 32}] app.core.errors: unhandled error on GET /boom" in logged
 
 
 async def test_cors_preflight_allows_configured_origin_only(client: AsyncClient) -> None:

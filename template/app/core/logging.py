@@ -6,9 +6,20 @@ import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
+from asgi_correlation_id import correlation_id
+
 from app.core.config import Settings
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+
+
+class RequestIdFilter(logging.Filter):
+    """Give every record the id of the request being served ("-" outside of requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = correlation_id.get() or "-"
+        return True
 
 
 class JSONFormatter(logging.Formatter):
@@ -35,18 +46,12 @@ def configure_logging(settings: Settings) -> None:
             "version": 1,
             "disable_existing_loggers": False,
             "filters": {
-                "request_id": {
-                    "()": "asgi_correlation_id.CorrelationIdFilter",
-                    "uuid_length": 32,
-                    "default_value": "-",
-                }
+                "request_id": {"()": RequestIdFilter},
             },
             "formatters": {
                 "json": {"()": JSONFormatter},
                 "console": {
-                    "()": "logging.Formatter",
-                    "fmt": "%(asctime)s %(levelname)-8s [%(request_id)s] %(name)s: %(message)s",
-                    "defaults": {"request_id": "-"},
+                    "format": "%(asctime)s %(levelname)-8s [%(request_id)s] %(name)s: %(message)s",
                 },
             },
             "handlers": {

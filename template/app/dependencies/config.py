@@ -5,7 +5,7 @@ from fastapi import Depends, Request
 from app.core.config import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

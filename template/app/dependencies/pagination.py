@@ -13,7 +13,7 @@ class Pagination(BaseModel):
     offset: int
 
 
-def get_pagination(
+async def get_pagination(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> Pagination:
