@@ -61,6 +61,7 @@ from generator.validate import (
     Report,
     StepFailed,
     StepResult,
+    StepSummary,
     ci_schema,
     hadolint,
     migrations_round_trip,
@@ -151,7 +152,7 @@ UNREACHABLE_PORT: Final = 9
 
 
 @dataclass
-class VariantResult:
+class VariantResult(StepSummary):
     """One variant's run: its answers, each step's result, and the command that reproduces it."""
 
     id: str
@@ -161,19 +162,6 @@ class VariantResult:
     steps: list[StepResult] = field(default_factory=list)
     project: Path | None = None
     """Where it was rendered; None once the run's temporary work directory is gone."""
-
-    @property
-    def ok(self) -> bool:
-        return all(step.status != "failed" for step in self.steps)
-
-    @property
-    def failed(self) -> StepResult | None:
-        """The step that failed (later steps are skipped), or None."""
-        return next((step for step in self.steps if step.status == "failed"), None)
-
-    @property
-    def seconds(self) -> float:
-        return sum(step.seconds for step in self.steps)
 
 
 @dataclass(frozen=True)
@@ -928,27 +916,20 @@ def render_variant(
     render is faster and leaves no git repository or `.env` (enough for the static tier).
     Raises StepFailed with the error and the captured output.
     """
-    import copier
 
     from generator.render import render
 
     with _captured_output() as output:
         try:
-            if tasks:
-                render(template, dest, answers, vcs_ref=vcs_ref, defaults=True, quiet=True)
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    copier.run_copy(
-                        template,
-                        str(dest),
-                        data=dict(answers),
-                        defaults=True,
-                        vcs_ref=vcs_ref,
-                        unsafe=True,
-                        quiet=True,
-                        skip_tasks=True,
-                    )
+            render(
+                template,
+                dest,
+                answers,
+                vcs_ref=vcs_ref,
+                defaults=True,
+                quiet=True,
+                skip_tasks=not tasks,
+            )
         except Exception as error:
             failure: Exception | None = error
             trace = traceback.format_exc()

@@ -56,6 +56,7 @@ def render(
     vcs_ref: str | None = None,
     defaults: bool = True,
     quiet: bool = False,
+    skip_tasks: bool = False,
 ) -> None:
     """Render a new project into `dest` (which must not exist or be empty).
 
@@ -75,6 +76,7 @@ def render(
                 vcs_ref=vcs_ref,
                 unsafe=True,
                 quiet=quiet,
+                skip_tasks=skip_tasks,
             )
     except (ValueError, copier.errors.CopierError) as exc:
         _discard(dest, created)

@@ -54,9 +54,10 @@ class StepResult:
         return "\n".join(self.output.strip().splitlines()[-OUTPUT_TAIL_LINES:])
 
 
-@dataclass
-class Report:
-    steps: list[StepResult] = field(default_factory=list)
+class StepSummary:
+    """What a list of steps adds up to (shared by a project's report and a variant's result)."""
+
+    steps: list[StepResult]
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,11 @@ class Report:
     @property
     def seconds(self) -> float:
         return sum(step.seconds for step in self.steps)
+
+
+@dataclass
+class Report(StepSummary):
+    steps: list[StepResult] = field(default_factory=list)
 
 
 class StepFailed(Exception):
