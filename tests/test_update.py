@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from generator.cli import app as cli_app
 from generator.render import UsageError, render
 from generator.update import ANSWERS_FILE, UpdateResult, update_project
 from generator.variants import load_questions
@@ -575,3 +577,46 @@ def test_install_relocks_and_syncs_without_committing(project: Path) -> None:
     assert "uv.lock" in result.changed
     assert git(project, "rev-parse", "HEAD") == head
     assert "?? uv.lock" in git(project, "status", "--porcelain").splitlines()
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: exit codes and what it prints
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cli_update_exit_codes(project: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    clean = runner.invoke(cli_app, ["update", str(project), "--vcs-ref", NEW, "--no-install"])
+    assert clean.exit_code == 0, clean.output
+    assert f"→ {NEW}" in clean.output
+    assert answers_of(project)["_commit"] == NEW
+    commit_all(project, "Update")
+
+    not_a_repo = runner.invoke(cli_app, ["update", str(tmp_path / "nowhere"), "--no-install"])
+    assert not_a_repo.exit_code == 2
+
+
+def test_cli_update_lists_conflicts_and_exits_1(repo: TemplateRepo, tmp_path: Path) -> None:
+    project = render_at(repo, tmp_path / "shop", OLD, {})
+    _edit_conflicting_lines(project)
+    result = CliRunner().invoke(
+        cli_app,
+        ["update", str(project), "--vcs-ref", NEW, "--conflict", "rej", "--no-install"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "conflict" in result.output
+    assert "app/routers/health.py" in result.output
+    assert (project / "app/routers/health.py.rej").is_file()
+    (project / "README.md").write_text("dirty\n")
+    dirty = CliRunner().invoke(cli_app, ["update", str(project), "--no-install"])
+    assert dirty.exit_code == 2
+    assert "README.md" in dirty.output
+
+
+def test_cli_new_renders_the_requested_revision(repo: TemplateRepo, tmp_path: Path) -> None:
+    dest = tmp_path / "pinned"
+    args = ["new", str(dest), "--template", repo.src, "--vcs-ref", OLD, "--defaults"]
+    result = CliRunner().invoke(cli_app, [*args, "-d", "project_name=Pinned", "--no-install"])
+    assert result.exit_code == 0, result.output
+    assert answers_of(dest)["_commit"] == OLD
+    assert not (dest / "docs/UPDATING.md").exists(), "0.2.0's file must not be in a 0.1.0 render"
