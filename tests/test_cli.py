@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -135,3 +136,18 @@ def test_leftover_jinja_is_detected(tmp_path: Path) -> None:
     (tmp_path / "bad.py").write_text("name = '{{ project_name }}'\n")
     with pytest.raises(Exception, match=r"bad\.py:1"):
         check_no_jinja(tmp_path)
+
+
+def test_variants_lists_the_sets_of_copier_yml() -> None:
+    from generator.variants import select
+
+    repo = Path(__file__).resolve().parent.parent
+    result = runner.invoke(app, ["variants", "--set", "all", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == select(repo, "all")
+    table = runner.invoke(app, ["variants", "--set", "pairwise"])
+    assert table.exit_code == 0
+    assert f"{len(select(repo, 'pairwise'))} variants (pairwise)" in table.output
+    bad = runner.invoke(app, ["variants", "--set", "database=oracle"])
+    assert bad.exit_code == 2
+    assert "database" in bad.output
