@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -151,3 +152,34 @@ def test_variants_lists_the_sets_of_copier_yml() -> None:
     bad = runner.invoke(app, ["variants", "--set", "database=oracle"])
     assert bad.exit_code == 2
     assert "database" in bad.output
+
+
+def test_local_template_clones_a_git_url_and_refuses_bad_sources(tmp_path: Path) -> None:
+    from generator.render import local_template
+
+    repo = Path(__file__).resolve().parent.parent
+    source = tmp_path / "origin"
+    subprocess.run(["git", "clone", "--quiet", str(repo), str(source)], check=True)
+    clone = local_template(f"file://{source}")
+    try:
+        assert (clone / "copier.yml").read_bytes() == (source / "copier.yml").read_bytes()
+        assert clone != source
+    finally:
+        shutil.rmtree(clone)
+    with pytest.raises(UsageError, match="cannot read the template"):
+        local_template(f"file://{tmp_path / 'missing'}")
+    with pytest.raises(UsageError, match="not a Copier template"):
+        local_template(str(tmp_path))
+
+
+def test_the_repository_workflow_matches_the_github_schema() -> None:
+    from generator.validate import tool
+
+    workflow = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "check.yml"
+    result = subprocess.run(
+        [*tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
