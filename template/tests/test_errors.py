@@ -84,9 +84,18 @@ async def test_cors_preflight_allows_configured_origin_only(client: AsyncClient)
     assert "access-control-allow-origin" not in denied.headers
 
 
-async def test_large_responses_are_gzipped(client: AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("accept_encoding", "content_encoding"),
+    [("gzip", "gzip"), ("br;q=1.0, gzip;q=0.8", "gzip"), ("identity", None)],
+)
+async def test_large_responses_are_gzipped_for_clients_that_accept_it(
+    client: AsyncClient, accept_encoding: str, content_encoding: str | None
+) -> None:
     for index in range(30):
         await client.post("/api/v1/items", json={"name": f"item {index}", "description": "x" * 80})
-    response = await client.get("/api/v1/items?limit=30", headers={"Accept-Encoding": "gzip"})
-    assert response.headers["content-encoding"] == "gzip"
+    response = await client.get(
+        "/api/v1/items?limit=30", headers={"Accept-Encoding": accept_encoding}
+    )
+    assert response.status_code == 200
+    assert response.headers.get("content-encoding") == content_encoding
     assert len(response.json()["items"]) == 30

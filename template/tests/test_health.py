@@ -6,6 +6,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
+from app import __version__
 from app.core.config import Settings
 from app.main import create_app
 from tests.database import unreachable_url
@@ -19,6 +20,30 @@ async def test_health_is_ok_and_carries_a_request_id(client: AsyncClient) -> Non
     assert response.json()["status"] == "ok"
     assert len(response.headers["X-Request-ID"]) == 32
     assert response.headers["Server-Timing"].startswith("app;dur=")
+
+
+async def test_health_says_which_version_and_environment(client: AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"status": "ok", "version": __version__, "environment": "test"}
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+async def test_health_answers_head_without_a_body(client: AsyncClient) -> None:
+    response = await client.head("/health")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+async def test_health_is_served_under_a_root_path(app: FastAPI) -> None:
+    transport = ASGITransport(app=app, root_path="/backend")
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/backend/health")
+        other = await client.get("/backend/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert other.status_code == 404
 
 
 async def test_valid_request_id_is_kept_and_invalid_one_replaced(client: AsyncClient) -> None:

@@ -1,6 +1,5 @@
-"""Liveness (/health, no I/O) and readiness (/ready, every dependency answers)."""
-
-from typing import Any
+"""Readiness: /ready answers 200 when every dependency answers (liveness, /health, is served by
+`app.middleware.liveness` before routing)."""
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
@@ -8,21 +7,7 @@ from fastapi.responses import JSONResponse
 from app.core.errors import problem
 from app.services.health import run_checks
 
-
-async def health(request: Request) -> JSONResponse:
-    """Liveness, polled by every load balancer: a plain Starlette route, so it skips FastAPI's
-    per-request dependency and validation machinery (and stays out of the OpenAPI document)."""
-    settings = request.app.state.settings
-    body: dict[str, Any] = {
-        "status": "ok",
-        "version": request.app.version,
-        "environment": settings.environment,
-    }
-    return JSONResponse(body)
-
-
 router = APIRouter(tags=["health"])
-router.add_route("/health", health, methods=["GET"], include_in_schema=False)
 
 
 @router.get(
