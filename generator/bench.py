@@ -43,7 +43,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from generator.render import PACKAGE_ROOT, UsageError, default_template, render
+from generator.render import (
+    PACKAGE_ROOT,
+    UsageError,
+    default_template,
+    render,
+    template_checkout,
+)
 from generator.services import (
     LOOPBACK,
     ServerPool,
@@ -1074,7 +1080,8 @@ def run_bench(
         raise UsageError(f"the floor app is missing: {BENCHMARKS_DIR / 'floor.py'}")
     source = template or default_template()
     try:
-        variants = select(Path(source), spec)
+        with template_checkout(source) as folder:
+            variants = select(folder, spec)
     except VariantError as exc:
         raise UsageError(str(exc)) from exc
     chosen = [answers for answers in variants if answers.get("database") == "postgresql"]

@@ -25,9 +25,9 @@ from generator.render import (
     UsageError,
     default_template,
     install,
-    local_template,
     parse_data,
     render,
+    template_checkout,
 )
 from generator.report import print_report, progress_bar, write_json, write_junit
 from generator.update import ConflictMode, update_project
@@ -170,10 +170,14 @@ SetOption = Annotated[
 ]
 
 
-def load_variants(template: str | None, spec: str) -> tuple[str, list[dict[str, Any]]]:
+def load_variants(
+    template: str | None, spec: str, vcs_ref: str | None = None
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """The template source, the variants of `spec` and the template's default answers."""
     source = template or default_template()
     try:
-        return source, select(local_template(source), spec)
+        with template_checkout(source, vcs_ref) as folder:
+            return source, select(folder, spec), default_answers(folder)
     except VariantError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -186,13 +190,12 @@ def variants(
 ) -> None:
     """List the variants of a set (read from copier.yml)."""
     try:
-        source, found = load_variants(template, set_)
+        _, found, defaults = load_variants(template, set_)
     except UsageError as exc:
         raise fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps(found, indent=2, sort_keys=True))
         return
-    defaults = default_answers(local_template(source))
     columns = [name for name in (*CODE_QUESTIONS, "ci", "docker") if name in defaults]
     table = Table(title=f"{len(found)} variants ({set_})")
     table.add_column("id", style="bold")
@@ -225,7 +228,7 @@ def check(
 ) -> None:
     """Render every variant of a set and prove it works (exit 1 if any fails)."""
     try:
-        source, selected = load_variants(template, set_)
+        source, selected, _ = load_variants(template, set_, vcs_ref)
         if shard_:
             index, count = parse_shard(shard_)
             selected = shard(selected, index, count)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import tempfile
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,21 +156,22 @@ def commit_lockfile(project: Path) -> bool:
     return True
 
 
-def local_template(source: str, vcs_ref: str | None = None) -> Path:
-    """A local folder holding the template at `source` (a path, or a git URL cloned once)."""
+@contextlib.contextmanager
+def template_checkout(source: str, vcs_ref: str | None = None) -> Iterator[Path]:
+    """A local folder holding the template at `source`: the folder itself, or a clone of a git
+    URL (at `vcs_ref` when given) that is removed on exit."""
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "copier.yml").is_file() and not (path / "copier.yaml").is_file():
             raise UsageError(f"{path} is not a Copier template (no copier.yml)")
-        return path.resolve()
-    import tempfile
-
-    clone = Path(tempfile.mkdtemp(prefix="backforge-template-"))
-    try:
-        run(["git", "clone", "--quiet", source, str(clone)], Path.cwd())
-        if vcs_ref:
-            run(["git", "checkout", "--quiet", vcs_ref], clone)
-    except CommandError as exc:
-        shutil.rmtree(clone, ignore_errors=True)
-        raise UsageError(f"cannot read the template {source!r}: {exc}") from exc
-    return clone
+        yield path.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="backforge-template-") as scratch:
+        clone = Path(scratch) / "template"
+        try:
+            run(["git", "clone", "--quiet", source, str(clone)], Path.cwd())
+            if vcs_ref:
+                run(["git", "checkout", "--quiet", vcs_ref], clone)
+        except CommandError as exc:
+            raise UsageError(f"cannot read the template {source!r}: {exc}") from exc
+        yield clone

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -154,22 +154,44 @@ def test_variants_lists_the_sets_of_copier_yml() -> None:
     assert "database" in bad.output
 
 
-def test_local_template_clones_a_git_url_and_refuses_bad_sources(tmp_path: Path) -> None:
-    from generator.render import local_template
+def test_template_checkout_clones_a_git_url_and_removes_the_clone(tmp_path: Path) -> None:
+    from generator.render import template_checkout
 
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"
     subprocess.run(["git", "clone", "--quiet", str(repo), str(source)], check=True)
-    clone = local_template(f"file://{source}")
-    try:
+    with template_checkout(f"file://{source}") as clone:
         assert (clone / "copier.yml").read_bytes() == (source / "copier.yml").read_bytes()
         assert clone != source
-    finally:
-        shutil.rmtree(clone)
-    with pytest.raises(UsageError, match="cannot read the template"):
-        local_template(f"file://{tmp_path / 'missing'}")
-    with pytest.raises(UsageError, match="not a Copier template"):
-        local_template(str(tmp_path))
+    assert not clone.exists()
+    assert not clone.parent.exists()
+    with template_checkout(str(source)) as folder:  # a folder is used in place, and kept
+        assert folder == source.resolve()
+    assert source.is_dir()
+    with (
+        pytest.raises(UsageError, match="cannot read the template"),
+        template_checkout(f"file://{tmp_path / 'missing'}"),
+    ):
+        pass  # pragma: no cover - never entered
+    with pytest.raises(UsageError, match="not a Copier template"), template_checkout(str(tmp_path)):
+        pass  # pragma: no cover - never entered
+
+
+def test_variants_from_a_git_url_leave_no_clone_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generator.variants import select
+
+    repo = Path(__file__).resolve().parent.parent
+    source = tmp_path / "origin"
+    subprocess.run(["git", "clone", "--quiet", str(repo), str(source)], check=True)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    listed = runner.invoke(app, ["variants", "--template", f"file://{source}", "--set", "presets"])
+    assert listed.exit_code == 0, listed.output
+    assert f"{len(select(source, 'presets'))} variants (presets)" in listed.output
+    assert list(scratch.iterdir()) == []
 
 
 def test_the_repository_workflow_matches_the_github_schema() -> None:
