@@ -123,6 +123,19 @@ def _render(base: Path, template_path: str, database: str) -> Path:
     return dest
 
 
+def _sign_up(served: Served) -> dict[str, str]:
+    """Register and log in through the API; the bearer header of the new account."""
+    account = {"email": "first@example.com", "password": "a long enough passphrase"}
+    status, _, body = served.post("/api/v1/auth/register", json.dumps(account).encode())
+    assert status == 201, body
+    form = urllib.parse.urlencode({"username": account["email"], "password": account["password"]})
+    status, _, body = served.post(
+        "/api/v1/auth/token", form.encode(), "application/x-www-form-urlencoded"
+    )
+    assert status == 200, body
+    return {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+
+
 @pytest.fixture
 def served_defaults(tmp_path: Path, template_path: str) -> Iterator[Served]:
     """`backforge new --defaults` with install, migrated, served by `fastapi run`."""
@@ -162,17 +175,9 @@ def test_default_project_serves_health_ready_docs_and_problems(served_defaults: 
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body)["request_id"] == headers["x-request-id"]
 
-    account = {"email": "first@example.com", "password": "a long enough passphrase"}
     status, headers, body = served_defaults.post("/api/v1/auth/register", b"{not json")
     assert (status, headers["content-type"]) == (422, "application/problem+json")
-    status, _, body = served_defaults.post("/api/v1/auth/register", json.dumps(account).encode())
-    assert status == 201, body
-    form = urllib.parse.urlencode({"username": account["email"], "password": account["password"]})
-    status, _, body = served_defaults.post(
-        "/api/v1/auth/token", form.encode(), "application/x-www-form-urlencoded"
-    )
-    assert status == 200, body
-    bearer = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+    bearer = _sign_up(served_defaults)
     status, _, body = served_defaults.get("/api/v1/items", **bearer)
     assert (status, json.loads(body)["total"]) == (200, 0)
     status, headers, body = served_defaults.get("/api/v1/items/not-a-uuid", **bearer)
@@ -203,6 +208,8 @@ def test_ready_follows_the_database_down_and_back(
         )
         try:
             assert served.get("/ready")[0] == 200
+            bearer = _sign_up(served)
+            assert served.get("/api/v1/items", **bearer)[0] == 200
             server.stop()
             started = time.perf_counter()
             status, headers, body = served.get("/ready")
@@ -211,12 +218,18 @@ def test_ready_follows_the_database_down_and_back(
             assert headers["content-type"] == "application/problem+json"
             assert json.loads(body)["checks"]["database"] in {"error", "timeout"}
             assert elapsed < 2.0, f"/ready took {elapsed:.2f}s with the database down"
+            status, headers, body = served.get("/api/v1/items", **bearer)
+            assert status == 503, body  # not a 500: the client may retry
+            assert headers["content-type"] == "application/problem+json"
+            assert headers["retry-after"] == "1"
+            assert "database" in json.loads(body)["detail"]
             server.start()
             deadline = time.monotonic() + 10
             while served.get("/ready")[0] != 200:
                 assert time.monotonic() < deadline, "/ready did not recover after the restart"
                 time.sleep(0.2)
             assert served.get("/health")[0] == 200
+            assert served.get("/api/v1/items", **bearer)[0] == 200
             print(f"\n{database}: /ready answered 503 in {elapsed * 1000:.0f} ms while down")
         finally:
             served.close()

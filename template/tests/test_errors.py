@@ -1,9 +1,13 @@
+import uuid
+
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 
 from app.core.config import Settings
+from app.db.session import SessionGate
 from app.main import create_app
+from tests.database import unreachable_url
 
 pytestmark = pytest.mark.anyio
 
@@ -99,3 +103,39 @@ async def test_large_responses_are_gzipped_for_clients_that_accept_it(
     assert response.status_code == 200
     assert response.headers.get("content-encoding") == content_encoding
     assert len(response.json()["items"]) == 30
+
+
+def _caller_headers(app: FastAPI) -> dict[str, str]:
+    """Headers that get a request past authentication to its first query, in every variant."""
+    tokens = getattr(app.state, "access_tokens", None)
+    if tokens is None:
+        return {}
+    token = tokens.issue(uuid.uuid4())
+    return {"Authorization": f"Bearer {token}", "X-Organization-ID": str(uuid.uuid4())}
+
+
+def assert_unavailable(response: Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
+    body = response.json()
+    assert "database" in body["detail"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_an_unreachable_database_is_a_503_problem(settings: Settings) -> None:
+    broken = settings.model_copy(update={"database_url": unreachable_url(settings.database_url)})
+    app = create_app(broken)
+    transport = ASGITransport(app=app)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/api/v1/items", headers=_caller_headers(app))
+    await app.state.engine.dispose()
+    assert_unavailable(response)
+
+
+async def test_a_saturated_pool_is_a_503_problem(app: FastAPI, client: AsyncClient) -> None:
+    app.state.session_gate = SessionGate(1, timeout=0.05)
+    async with app.state.session_gate():  # every session is taken
+        response = await client.get("/api/v1/items")
+    assert_unavailable(response)
+    assert (await client.get("/api/v1/items")).status_code == 200

@@ -46,6 +46,13 @@ class AuthenticationError(DomainError):
     status = HTTPStatus.UNAUTHORIZED
 
 
+class ServiceUnavailableError(DomainError):
+    """A dependency (the database) can't serve the request now; the client may retry."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    retry_after_seconds = 1
+
+
 class InvalidInputError(DomainError):
     """Well-formed input that breaks a rule (for example a weak password)."""
 
@@ -101,7 +108,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)  # noqa: S101
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == HTTPStatus.UNAUTHORIZED else None
+    headers: dict[str, str] = {}
+    if exc.status == HTTPStatus.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, ServiceUnavailableError):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
     return problem(exc.status, detail=exc.detail, instance=request.url.path, headers=headers)
 
 
