@@ -16,6 +16,7 @@ from app.schemas.common import Page
 from app.schemas.item import ItemCreate, ItemRead, ItemSort, ItemUpdate
 
 router = APIRouter(prefix="/items", tags=["items"])
+ItemPage = Page[ItemRead]
 
 SortParam = Annotated[ItemSort, Query(description="Sort key; prefix with - for descending")]
 SearchParam = Annotated[
@@ -24,20 +25,15 @@ SearchParam = Annotated[
 CSV_COLUMNS = ("id", "name", "description", "created_at", "updated_at")
 
 
-@router.get("", response_model=Page[ItemRead])
+@router.get("", response_model=ItemPage)
 async def list_items(
     service: ItemServiceDep,
     page: PageParams,
     sort: SortParam = "-created_at",
     q: SearchParam = None,
-) -> Page[ItemRead]:
+) -> ItemPage:
     items, total = await service.list(limit=page.limit, offset=page.offset, sort=sort, q=q)
-    return Page[ItemRead](
-        items=[ItemRead.model_validate(item) for item in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return ItemPage.of(items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)
