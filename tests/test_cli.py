@@ -6,6 +6,7 @@ import json
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -185,13 +186,20 @@ def test_variants_from_a_git_url_leave_no_clone_behind(
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"
     subprocess.run(["git", "clone", "--quiet", str(repo), str(source)], check=True)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made: list[Path] = []
+    mkdtemp = tempfile.mkdtemp
+
+    def recording_mkdtemp(*args: Any, **kwargs: Any) -> str:
+        made.append(Path(mkdtemp(*args, **kwargs)))
+        return str(made[-1])
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recording_mkdtemp)
     listed = runner.invoke(app, ["variants", "--template", f"file://{source}", "--set", "presets"])
     assert listed.exit_code == 0, listed.output
     assert f"{len(select(source, 'presets'))} variants (presets)" in listed.output
-    assert list(scratch.iterdir()) == []
+    clones = [path for path in made if path.name.startswith("backforge-template-")]
+    assert len(clones) == 1  # one clone, read once
+    assert not clones[0].exists()
 
 
 def test_the_repository_workflow_matches_the_github_schema() -> None:
