@@ -178,6 +178,30 @@ def test_template_checkout_clones_a_git_url_and_removes_the_clone(tmp_path: Path
         pass  # pragma: no cover - never entered
 
 
+def test_template_checkout_reads_a_git_url_at_the_requested_ref(tmp_path: Path) -> None:
+    from generator.render import template_checkout
+
+    repo = Path(__file__).resolve().parent.parent
+    source = tmp_path / "origin"
+    subprocess.run(["git", "clone", "--quiet", str(repo), str(source)], check=True)
+    before = (source / "copier.yml").read_bytes()
+    first = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=source, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    (source / "copier.yml").write_bytes(before + b"\n# a later revision\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "commit", "--quiet", "-am", "later"], cwd=source, check=True)
+    with template_checkout(f"file://{source}") as clone:
+        assert (clone / "copier.yml").read_bytes().endswith(b"# a later revision\n")
+    with template_checkout(f"file://{source}", first) as clone:
+        assert (clone / "copier.yml").read_bytes() == before
+    with (
+        pytest.raises(UsageError, match="cannot read the template"),
+        template_checkout(f"file://{source}", "no-such-ref"),
+    ):
+        pass  # pragma: no cover - never entered
+
+
 def test_variants_from_a_git_url_leave_no_clone_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
