@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.services import ServerPool
+from backforge.services import ServerPool
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from generator.bench import (
+from backforge.bench import (
     ENDPOINTS,
     WRK_INSTALL_HINT,
     Endpoint,
@@ -30,13 +30,13 @@ from generator.bench import (
     rss_mb,
     run_bench,
 )
-from generator.services import available
+from backforge.services import available
 
 runner = CliRunner()
 
 
 def bench_app() -> typer.Typer:
-    """The command as generator.cli registers it."""
+    """The command as backforge.cli registers it."""
     app = typer.Typer()
     app.command("bench")(bench_command)
 

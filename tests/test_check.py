@@ -1,4 +1,4 @@
-"""`backforge check`'s engine (generator.check) and its reports (generator.report)."""
+"""`backforge check`'s engine (backforge.check) and its reports (backforge.report)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from generator import check, report
-from generator.check import (
+from backforge import check, report
+from backforge.check import (
     FULL_STEPS,
     STATIC_STEPS,
     CheckProgress,
@@ -26,9 +26,9 @@ from generator.check import (
     ruff_format_layers,
     run_check,
 )
-from generator.services import ServerPool
-from generator.validate import StepFailed, StepResult
-from generator.variants import select
+from backforge.services import ServerPool
+from backforge.validate import StepFailed, StepResult
+from backforge.variants import select
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.check import VariantResult, exit_status, run_check
-from generator.services import ServerPool, available
-from generator.variants import select
+from backforge.check import VariantResult, exit_status, run_check
+from backforge.services import ServerPool, available
+from backforge.variants import select
 
 REPO = Path(__file__).resolve().parent.parent
 SESSION = "template/app/db/session.py.jinja"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from generator.check import run_check
-from generator.cli import app
-from generator.services import ServerPool
-from generator.validate import passed_count
-from generator.variants import select
+from backforge.check import run_check
+from backforge.cli import app
+from backforge.services import ServerPool
+from backforge.validate import passed_count
+from backforge.variants import select
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from generator.cli import app
-from generator.render import UsageError, parse_data
-from generator.validate import check_no_jinja
+from backforge.cli import app
+from backforge.render import UsageError, parse_data
+from backforge.validate import check_no_jinja
 
 runner = CliRunner()
 
@@ -141,7 +141,7 @@ def test_leftover_jinja_is_detected(tmp_path: Path) -> None:
 
 
 def test_variants_lists_the_sets_of_copier_yml() -> None:
-    from generator.variants import select
+    from backforge.variants import select
 
     repo = Path(__file__).resolve().parent.parent
     result = runner.invoke(app, ["variants", "--set", "all", "--json"])
@@ -156,7 +156,7 @@ def test_variants_lists_the_sets_of_copier_yml() -> None:
 
 
 def test_template_checkout_clones_a_git_url_and_removes_the_clone(tmp_path: Path) -> None:
-    from generator.render import template_checkout
+    from backforge.render import template_checkout
 
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"
@@ -179,7 +179,7 @@ def test_template_checkout_clones_a_git_url_and_removes_the_clone(tmp_path: Path
 
 
 def test_template_checkout_reads_a_git_url_at_the_requested_ref(tmp_path: Path) -> None:
-    from generator.render import template_checkout
+    from backforge.render import template_checkout
 
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"
@@ -205,7 +205,7 @@ def test_template_checkout_reads_a_git_url_at_the_requested_ref(tmp_path: Path) 
 def test_variants_from_a_git_url_leave_no_clone_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from generator.variants import select
+    from backforge.variants import select
 
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"
@@ -227,7 +227,7 @@ def test_variants_from_a_git_url_leave_no_clone_behind(
 
 
 def test_the_repository_workflow_matches_the_github_schema() -> None:
-    from generator.validate import tool
+    from backforge.validate import tool
 
     workflow = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "check.yml"
     result = subprocess.run(

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from generator.cli import app
-from generator.render import render
-from generator.services import ServiceKind, available, serve
-from generator.validate import uv_sync
+from backforge.cli import app
+from backforge.render import render
+from backforge.services import ServiceKind, available, serve
+from backforge.validate import uv_sync
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""generator.services against real servers: no mocks, every server is a real process.
+"""backforge.services against real servers: no mocks, every server is a real process.
 
 Each kind runs create/query/drop through its own command-line client, survives stop()/start()
 with its data, and leaves neither process nor directory behind. MariaDB and Redis tests skip
@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from generator import services
-from generator.services import (
+from backforge import services
+from backforge.services import (
     KINDS,
     Server,
     ServerPool,

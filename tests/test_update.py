@@ -1,4 +1,4 @@
-"""`backforge update` (generator/update.py) with real Copier and real git.
+"""`backforge update` (backforge/update.py) with real Copier and real git.
 
 Every test works on a temporary git copy of this repository's template (copier.yml, template/,
 hooks/) with local tags, never on tags of this repository:
@@ -26,10 +26,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from generator.cli import app as cli_app
-from generator.render import UsageError, render
-from generator.update import ANSWERS_FILE, UpdateResult, update_project
-from generator.variants import load_questions
+from backforge.cli import app as cli_app
+from backforge.render import UsageError, render
+from backforge.update import ANSWERS_FILE, UpdateResult, update_project
+from backforge.variants import load_questions
 
 MAIN = Path(__file__).resolve().parents[1]
 OLD, NEW = "0.1.0", "0.2.0"

@@ -33,7 +33,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from generator.check import CheckProgress, VariantResult
+from backforge.check import CheckProgress, VariantResult
 
 __all__ = [
     "MAX_TABLE_ROWS",

@@ -3,7 +3,7 @@
 For each variant (default ``database=postgresql,auth=jwt``) the run:
 
 1. renders the project and installs it (`uv sync`, sharing uv's cache);
-2. starts a throwaway PostgreSQL (`generator.services`), migrates (`alembic upgrade head`) and
+2. starts a throwaway PostgreSQL (`backforge.services`), migrates (`alembic upgrade head`) and
    seeds it: one user registered through the API, 1,000 items owned by that user, a token;
 3. serves the rendered app and the floor (`benchmarks/floor.py`: Starlette + asyncpg doing the
    same work per request) each with one uvicorn worker (uvloop, httptools, no access log), both
@@ -43,22 +43,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from generator.render import (
+from backforge.render import (
     PACKAGE_ROOT,
     UsageError,
     default_template,
     render,
     template_checkout,
 )
-from generator.services import (
+from backforge.services import (
     LOOPBACK,
     ServerPool,
     ServiceError,
     ServiceUnavailable,
     free_port,
 )
-from generator.validate import StepFailed, in_project, project_python, unique_name, uv_sync
-from generator.variants import VariantError, select, variant_id
+from backforge.validate import StepFailed, in_project, project_python, unique_name, uv_sync
+from backforge.variants import VariantError, select, variant_id
 
 __all__ = [
     "BENCHMARKS_DIR",

@@ -188,7 +188,7 @@ def uv_env(cache_dir: Path | None) -> dict[str, str]:
 
 
 def uv_sync(project: Path, cache_dir: Path | None = None) -> str:
-    from generator.render import uv_binary
+    from backforge.render import uv_binary
 
     uv = uv_binary()
     env = uv_env(cache_dir)

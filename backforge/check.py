@@ -3,7 +3,7 @@
 The **static** tier, for each variant: render (in-process, Copier), no leftover Jinja, `ruff check`,
 `ruff format --check`, byte-compile, import `app.main` and build the OpenAPI document. The
 **full** tier adds `uv sync`, `mypy --strict`, hadolint, the CI schema, the Alembic round trip and
-the project's own pytest suite against real servers (`generator.services.ServerPool`).
+the project's own pytest suite against real servers (`backforge.services.ServerPool`).
 
 What makes the static tier fast over hundreds of variants:
 
@@ -22,7 +22,7 @@ What makes the static tier fast over hundreds of variants:
   modules.
 
 A variant's steps run in order; after its first failure the rest are recorded as skipped, so a
-report always names the step that broke (as `generator.validate.Pipeline` does). For steps run
+report always names the step that broke (as `backforge.validate.Pipeline` does). For steps run
 once for many variants, each variant's `seconds` is its share of the batch's wall time.
 """
 
@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final, Literal
 
-from generator.services import ServerPool, ServiceKind
-from generator.validate import (
+from backforge.services import ServerPool, ServiceKind
+from backforge.validate import (
     LEFTOVER_JINJA,
     OUTPUT_TAIL_LINES,
     TEXT_SUFFIXES,
@@ -74,7 +74,7 @@ from generator.validate import (
     uv_env,
     uv_sync,
 )
-from generator.variants import default_answers, reproduce_command, variant_id
+from backforge.variants import default_answers, reproduce_command, variant_id
 
 __all__ = [
     "FULL_STEPS",
@@ -588,7 +588,7 @@ def shared_environment(
     by later runs; concurrent runs wait for each other (a file lock). Raises StepFailed with
     uv's output when the requirements cannot be installed.
     """
-    from generator.render import uv_binary
+    from backforge.render import uv_binary
 
     wanted = sorted(set(requirements))
     version = ".".join(str(part) for part in sys.version_info[:3])
@@ -917,7 +917,7 @@ def render_variant(
     Raises StepFailed with the error and the captured output.
     """
 
-    from generator.render import render
+    from backforge.render import render
 
     with _captured_output() as output:
         try:

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 import copier
 import yaml
 
-from generator.render import CommandError, UsageError, run, uv_binary
+from backforge.render import CommandError, UsageError, run, uv_binary
 
 __all__ = [
     "ANSWERS_FILE",

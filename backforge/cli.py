@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from generator import __version__
-from generator.bench import bench_command
-from generator.check import Tier, exit_status, run_check
-from generator.render import (
+from backforge import __version__
+from backforge.bench import bench_command
+from backforge.check import Tier, exit_status, run_check
+from backforge.render import (
     CommandError,
     UsageError,
     default_template,
@@ -29,9 +29,9 @@ from generator.render import (
     render,
     template_checkout,
 )
-from generator.report import print_report, progress_bar, write_json, write_junit
-from generator.update import ConflictMode, update_project
-from generator.variants import (
+from backforge.report import print_report, progress_bar, write_json, write_junit
+from backforge.update import ConflictMode, update_project
+from backforge.variants import (
     CODE_QUESTIONS,
     VariantError,
     default_answers,
