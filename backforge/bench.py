@@ -13,9 +13,9 @@ For each variant (default ``database=postgresql,auth=jwt``) the run:
    number of rounds, so that drift hits both alike, sampling each server's CPU time around every
    run and its resident memory after the endpoint's rounds.
 
-`run_bench` returns a `BenchResult` (`to_dict()` is what `--json` writes); `bench_command` is
-the Typer command. Everything started -- servers, processes, temporary folders -- is torn down,
-even on failure.
+`run_bench` returns a `BenchResult` (`to_dict()` is what `--json` writes); `print_result` prints
+it; the command is `backforge.cli.bench`. Everything started -- servers, processes, temporary
+folders -- is torn down, even on failure.
 """
 
 from __future__ import annotations
@@ -37,26 +37,23 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
-import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from backforge.render import (
-    PACKAGE_ROOT,
-    UsageError,
-    default_template,
-    render,
-    template_checkout,
-)
+from backforge.errors import UsageError
+from backforge.render import effective_ref, render, template_checkout
 from backforge.services import (
     LOOPBACK,
     ServerPool,
     ServiceError,
-    ServiceUnavailable,
     free_port,
 )
+from backforge.source import benchmarks_dir, default_template
 from backforge.validate import StepFailed, in_project, project_python, unique_name, uv_sync
 from backforge.variants import VariantError, select, variant_id
 
@@ -78,7 +75,6 @@ __all__ = [
     "VariantBench",
     "WrkNotFound",
     "WrkStats",
-    "bench_command",
     "find_wrk",
     "parse_wrk",
     "print_result",
@@ -93,7 +89,7 @@ DEFAULT_ROUNDS = 3
 WRK_TIMEOUT = "2s"
 """A request slower than this counts as a socket timeout (an error)."""
 WRK_INSTALL_HINT = "apt-get install -y wrk"
-BENCHMARKS_DIR = PACKAGE_ROOT / "benchmarks"
+BENCHMARKS_DIR = benchmarks_dir()
 SEED_ITEMS = 1000
 START_TIMEOUT = 60.0
 COLD_STARTS = 3
@@ -745,11 +741,6 @@ def _quiet_fds() -> Iterator[Path]:
             path.unlink(missing_ok=True)
 
 
-def _vcs_ref(template: str) -> str | None:
-    """`HEAD` for a local git checkout, so that its working tree (not a tag) is benchmarked."""
-    return "HEAD" if (Path(template) / ".git").exists() else None
-
-
 def _floor_auth(answers: Mapping[str, Any]) -> str:
     if answers.get("auth", "jwt") != "jwt":
         return "none"
@@ -788,8 +779,10 @@ class _VariantRun:
         threads: int,
         uv_cache: Path | None,
         progress: ProgressCallback,
+        vcs_ref: str | None = None,
     ) -> None:
         self.template = template
+        self.vcs_ref = vcs_ref
         self.answers = answers
         self.vid = variant_id(answers)
         self.root = root / self.vid
@@ -819,7 +812,7 @@ class _VariantRun:
                 self.template,
                 self.project,
                 self.answers,
-                vcs_ref=_vcs_ref(self.template),
+                vcs_ref=effective_ref(self.template, self.vcs_ref),
                 defaults=True,
                 quiet=True,
             )
@@ -1078,9 +1071,9 @@ def run_bench(
         raise UsageError("--duration must be positive, --connections and rounds at least 1")
     if not BENCHMARKS_DIR.joinpath("floor.py").is_file():
         raise UsageError(f"the floor app is missing: {BENCHMARKS_DIR / 'floor.py'}")
-    source = template or default_template()
+    source, ref = (template, None) if template else default_template()
     try:
-        with template_checkout(source) as folder:
+        with template_checkout(source, ref) as folder:
             variants = select(folder, spec)
     except VariantError as exc:
         raise UsageError(str(exc)) from exc
@@ -1128,6 +1121,7 @@ def run_bench(
                 threads=threads,
                 uv_cache=uv_cache,
                 progress=progress,
+                vcs_ref=ref,
             )
             result.variants.append(run.run())
     return result
@@ -1138,15 +1132,13 @@ def run_bench(
 # ---------------------------------------------------------------------------------------------
 
 
-def _pair(app: float | None, floor: float | None, digits: int = 1) -> str:
-    def one(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.{digits}f}"
-
-    return f"{one(app)} / {one(floor)}"
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def print_result(result: BenchResult, console: Console) -> None:
-    """The table (one per variant), cold starts and targets."""
+    """One table per variant (two rows per endpoint: the app, then the floor; it fits 80
+    columns), then the cold starts and the targets."""
     pinning = (
         f"server on CPU {','.join(map(str, result.app_cpus))}, "
         f"wrk and PostgreSQL on CPU {','.join(map(str, result.load_cpus))}"
@@ -1154,95 +1146,48 @@ def print_result(result: BenchResult, console: Console) -> None:
         else "no CPU pinning"
     )
     for variant in result.variants:
-        table = Table(
-            title=(
+        console.print(
+            escape(
                 f"backforge bench: {variant.variant} -- {result.connections} connections, "
                 f"{result.duration_s:g} s x {result.rounds} rounds, {pinning}"
             ),
-            caption="pairs read app / floor; req/s, p50 and p99 are medians over rounds",
+            style="bold",
         )
-        table.add_column("endpoint")
-        table.add_column("app req/s", justify="right")
-        table.add_column("floor req/s", justify="right")
-        table.add_column("app/floor", justify="right")
-        table.add_column("p50 ms", justify="right")
-        table.add_column("p99 ms", justify="right")
-        table.add_column("errors", justify="right")
-        table.add_column("CPU µs/req", justify="right")
-        table.add_column("RSS MB", justify="right")
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+            caption="ratio: app/floor req/s; medians over rounds; CPU: µs per request",
+        )
+        table.add_column("endpoint", no_wrap=True)
+        for column in ("req/s", "ratio", "p50 ms", "p99 ms", "errors", "CPU µs", "RSS MB"):
+            table.add_column(column, justify="right")
         for e in variant.endpoints:
             wanted = e.endpoint.target_ratio
             style = "" if wanted is None else ("green" if e.ratio >= wanted else "red")
-            ratio = f"[{style}]{e.ratio:.2f}[/]" if style else f"{e.ratio:.2f}"
-            table.add_row(
-                e.endpoint.label,
-                f"{e.app.rps:,.0f}",
-                f"{e.floor.rps:,.0f}",
-                ratio,
-                _pair(e.app.p50_ms, e.floor.p50_ms, 2),
-                _pair(e.app.p99_ms, e.floor.p99_ms, 2),
-                f"{e.app.errors} / {e.floor.errors}",
-                _pair(e.app.cpu_us_per_request, e.floor.cpu_us_per_request, 0),
-                _pair(e.app.rss_mb, e.floor.rss_mb, 0),
-            )
+            for side, measured in (("app", e.app), ("floor", e.floor)):
+                table.add_row(
+                    f"{e.endpoint.name} {side}",
+                    f"{measured.rps:,.0f}",
+                    Text(f"{e.ratio:.2f}", style=style) if side == "app" else "",
+                    _number(measured.p50_ms, 2),
+                    _number(measured.p99_ms, 2),
+                    str(measured.errors),
+                    _number(measured.cpu_us_per_request, 0),
+                    _number(measured.rss_mb, 0),
+                    end_section=side == "floor",
+                )
         console.print(table)
         console.print(
             f"cold start (launch to first /health 200, median of {COLD_STARTS}): "
-            f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s"
+            f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s",
+            highlight=False,
         )
         for target in variant.targets():
             mark = "[green]met[/]" if target.met else "[red]missed[/]"
             detail = f" ({target.detail})" if target.detail else ""
-            console.print(f"  {mark}  {target.name}{detail}")
+            console.print(f"  {mark}  {escape(target.name + detail)}", highlight=False)
         for note in variant.notes:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for line in result.skipped:
-        console.print(f"[yellow]skipped[/] {line}")
-
-
-def bench_command(
-    template: Annotated[
-        str | None,
-        typer.Option("--template", help="Template path or git URL (default: this checkout)."),
-    ] = None,
-    set_: Annotated[
-        str,
-        typer.Option(
-            "--set",
-            help="Variants to bench: answers such as database=postgresql,auth=jwt, or a set "
-            "(preset:NAME, presets, sample:N ...); PostgreSQL variants only.",
-        ),
-    ] = DEFAULT_SET,
-    duration: Annotated[
-        float,
-        typer.Option("--duration", min=1, help="Seconds per measured wrk run (whole seconds)."),
-    ] = DEFAULT_DURATION,
-    connections: Annotated[
-        int, typer.Option("--connections", min=1, help="Concurrent connections (wrk -c).")
-    ] = DEFAULT_CONNECTIONS,
-    json_file: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results to FILE as JSON.")
-    ] = None,
-) -> None:
-    """Benchmark the rendered app against a hand-written floor app (wrk, real PostgreSQL)."""
-    console = Console()
-    errors = Console(stderr=True, soft_wrap=True)
-    try:
-        with errors.status("benchmarking") as status:
-            result = run_bench(
-                template,
-                set_,
-                duration=duration,
-                connections=connections,
-                on_progress=lambda message: status.update(message),
-            )
-    except (UsageError, ServiceUnavailable) as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-    except (BenchError, ServiceError) as exc:
-        errors.print(f"[bold red]error:[/] the benchmark failed: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
-    print_result(result, console)
-    if json_file is not None:
-        write_json(result, json_file)
-        console.print(f"wrote {json_file}")
+        console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False)

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final, Literal
 
+from backforge.render import effective_ref, render
 from backforge.services import ServerPool, ServiceKind
 from backforge.validate import (
     LEFTOVER_JINJA,
@@ -916,9 +917,6 @@ def render_variant(
     render is faster and leaves no git repository or `.env` (enough for the static tier).
     Raises StepFailed with the error and the captured output.
     """
-
-    from backforge.render import render
-
     with _captured_output() as output:
         try:
             render(
@@ -963,15 +961,6 @@ def _render_job(job: _RenderJob) -> StepResult:
     except StepFailed as error:
         return StepResult("render", "failed", time.perf_counter() - started, error.output)
     return StepResult("render", "passed", time.perf_counter() - started, output)
-
-
-def _effective_ref(template: str, vcs_ref: str | None) -> str | None:
-    """`HEAD` for a local git checkout (its working tree), so that tags do not win."""
-    if vcs_ref is not None:
-        return vcs_ref
-    if (Path(template) / ".git").exists():
-        return "HEAD"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1043,7 +1032,7 @@ class _Run:
         self.jobs = max(1, jobs)
         self.root = root
         self.on_progress = on_progress
-        self.vcs_ref = _effective_ref(template, vcs_ref)
+        self.vcs_ref = effective_ref(template, vcs_ref)
         self.pool = pool
         self.cache_dir = cache_dir
         self.uv_cache = uv_cache

@@ -14,21 +14,20 @@ from typing import Any
 import copier
 import yaml
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+from backforge.errors import CommandError, UsageError
 
-
-class UsageError(ValueError):
-    """Bad usage or invalid answers: the CLI exits 2 and writes nothing."""
-
-
-def default_template() -> str:
-    """The git checkout that this CLI runs from, so that answers files record a real source."""
-    if (PACKAGE_ROOT / "copier.yml").is_file():
-        return str(PACKAGE_ROOT)
-    raise UsageError(
-        "backforge is not running from a checkout of the template; pass --template SRC "
-        "(a path or git URL of the backforge template)"
-    )
+__all__ = [
+    "CommandError",
+    "UsageError",
+    "commit_lockfile",
+    "effective_ref",
+    "install",
+    "parse_data",
+    "render",
+    "run",
+    "template_checkout",
+    "uv_binary",
+]
 
 
 def parse_data(items: Iterable[str]) -> dict[str, Any]:
@@ -44,6 +43,16 @@ def parse_data(items: Iterable[str]) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise UsageError(f"-d {key}: the value is not valid YAML ({exc})") from exc
     return data
+
+
+def effective_ref(template: str, vcs_ref: str | None) -> str | None:
+    """The revision to render: `vcs_ref`, else `HEAD` for a local git repository (its working
+    tree, uncommitted changes included, rather than its latest tag), else Copier's default."""
+    if vcs_ref is not None:
+        return vcs_ref
+    if (Path(template).expanduser() / ".git").exists():
+        return "HEAD"
+    return None
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -116,15 +125,6 @@ def run(command: list[str], cwd: Path, *, env: Mapping[str, str] | None = None) 
     if result.returncode != 0:
         raise CommandError(command, result.returncode, result.stdout + result.stderr)
     return result.stdout
-
-
-class CommandError(RuntimeError):
-    def __init__(self, command: list[str], returncode: int, output: str) -> None:
-        self.command = command
-        self.returncode = returncode
-        self.output = output
-        tail = "\n".join(output.strip().splitlines()[-20:])
-        super().__init__(f"`{' '.join(command)}` exited {returncode}:\n{tail}")
 
 
 def install(project: Path) -> None:

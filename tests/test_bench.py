@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -10,11 +11,13 @@ from typing import Any
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from backforge.bench import (
     ENDPOINTS,
     WRK_INSTALL_HINT,
+    BenchResult,
     Endpoint,
     EndpointResult,
     Round,
@@ -22,28 +25,22 @@ from backforge.bench import (
     VariantBench,
     WrkNotFound,
     WrkStats,
-    bench_command,
     cpu_seconds,
     find_wrk,
     parse_wrk,
     pinned,
+    print_result,
     rss_mb,
     run_bench,
 )
+from backforge.cli import app
 from backforge.services import available
 
 runner = CliRunner()
 
 
 def bench_app() -> typer.Typer:
-    """The command as backforge.cli registers it."""
-    app = typer.Typer()
-    app.command("bench")(bench_command)
-
-    @app.command("other")
-    def other() -> None:  # a second command, so that Typer keeps `bench` as a subcommand
-        """Nothing."""
-
+    """The command line, whose `bench` command is under test."""
     return app
 
 
@@ -186,6 +183,37 @@ def test_targets_name_what_was_missed() -> None:
     document = variant.to_dict()
     assert document["endpoints"][1]["ratio"] == pytest.approx(0.25)
     json.dumps(document)
+
+
+def test_the_table_stays_readable_in_80_columns() -> None:
+    side = SideResult([Round(stats(12_345, 12.25, 118.5, errors=3), 1234.0)], rss_mb=123.0)
+    result = BenchResult(
+        duration_s=10,
+        connections=64,
+        rounds=3,
+        threads=1,
+        app_cpus=[0],
+        load_cpus=[1],
+        variants=[
+            VariantBench(
+                "postgresql-jwt-mt",
+                {"database": "postgresql"},
+                endpoints=[EndpointResult(endpoint, side, side) for endpoint in ENDPOINTS],
+                notes=["a [bracketed] note"],
+            )
+        ],
+    )
+    console = Console(width=80, record=True, file=io.StringIO())
+    print_result(result, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    for endpoint in ENDPOINTS:
+        assert f"{endpoint.name} app" in text
+        assert f"{endpoint.name} floor" in text
+    assert "12,345" in text
+    assert "118.50" in text
+    assert "a [bracketed] note" in text
 
 
 def test_an_endpoint_without_floor_requests_has_ratio_zero() -> None:

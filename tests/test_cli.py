@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from backforge import __version__
 from backforge.cli import app
 from backforge.render import UsageError, parse_data
 from backforge.validate import check_no_jinja
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parent.parent
 
 
 def new(*args: str) -> tuple[int, str]:
@@ -121,7 +123,9 @@ def test_malformed_data_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_unknown_template_is_a_usage_error(tmp_path: Path) -> None:
-    code, _ = new(str(tmp_path / "x"), "--template", str(tmp_path / "nope"), "--defaults")
+    code, _ = new(
+        str(tmp_path / "x"), "--template", str(tmp_path / "nope"), "--defaults", "--trust"
+    )
     assert code == 2
     assert not (tmp_path / "x").exists()
 
@@ -129,7 +133,86 @@ def test_unknown_template_is_a_usage_error(tmp_path: Path) -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
-    assert result.output.startswith("backforge ")
+    assert result.output == f"backforge {__version__}\n"
+
+
+@pytest.fixture
+def foreign(tmp_path: Path) -> Path:
+    """A clone of this template somewhere else: a source backforge does not trust."""
+    source = tmp_path / "foreign"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(source)], check=True)
+    return source
+
+
+def test_new_refuses_a_foreign_template_without_trust(tmp_path: Path, foreign: Path) -> None:
+    dest = tmp_path / "out"
+    args = [str(dest), "--template", str(foreign), "--defaults", "-d", "project_name=X"]
+    code, output = new(*args, "--no-install")
+    assert code == 2
+    assert "--trust" in output
+    assert "not backforge's own template" in " ".join(output.split())
+    assert not dest.exists()
+    code, output = new(*args, "--no-install", "--trust")
+    assert code == 0, output
+    assert (dest / "app" / "main.py").is_file()
+    assert (dest / ".env").is_file()  # the template's task ran
+    assert f"_src_path: {foreign}" in (dest / ".copier-answers.yml").read_text()
+
+
+def test_new_trusts_the_checkout_it_runs_from(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    code, output = new(
+        str(dest), "--template", str(REPO), "--defaults", "-d", "project_name=X", "--no-install"
+    )
+    assert code == 0, output
+    assert (dest / ".env").is_file()
+
+
+def _clean(project: Path) -> bool:
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True
+    )
+    return status.stdout == ""
+
+
+def test_update_refuses_a_foreign_template_without_trust(tmp_path: Path, foreign: Path) -> None:
+    dest = tmp_path / "out"
+    code, output = new(
+        str(dest), "--template", str(foreign), "--defaults", "-d", "project_name=X",
+        "--no-install", "--trust",
+    )  # fmt: skip
+    assert code == 0, output
+    head = (dest / ".copier-answers.yml").read_bytes()
+    refused = runner.invoke(app, ["update", str(dest), "--no-install", "-d", "docker=false"])
+    assert refused.exit_code == 2, refused.output
+    assert "--trust" in refused.output
+    assert _clean(dest)
+    assert (dest / "Dockerfile").is_file()
+    assert (dest / ".copier-answers.yml").read_bytes() == head
+    trusted = runner.invoke(
+        app, ["update", str(dest), "--no-install", "-d", "docker=false", "--trust"]
+    )
+    assert trusted.exit_code == 0, trusted.output
+    assert not (dest / "Dockerfile").exists()
+
+
+@pytest.mark.parametrize("command", ["variants", "check"])
+def test_markup_in_a_set_is_printed_as_typed(command: str) -> None:
+    result = runner.invoke(app, [command, "--set", "database=[/oops]"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "database=[/oops]" in result.output
+    bracketed = runner.invoke(app, [command, "--set", "database=sqlite,features=[cache]"])
+    assert bracketed.exit_code == 2
+    assert "features=[cache]" in bracketed.output
+
+
+def test_markup_in_an_answer_is_printed_as_typed(tmp_path: Path) -> None:
+    code, output = new(
+        str(tmp_path / "x"), "--defaults", "-d", "project_name=X", "-d", "database=[/bold]"
+    )
+    assert code == 2
+    assert "[/bold]" in output or "['/bold']" in output
 
 
 def test_leftover_jinja_is_detected(tmp_path: Path) -> None:

@@ -586,7 +586,9 @@ def test_install_relocks_and_syncs_without_committing(project: Path) -> None:
 
 def test_cli_update_exit_codes(project: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    clean = runner.invoke(cli_app, ["update", str(project), "--vcs-ref", NEW, "--no-install"])
+    clean = runner.invoke(
+        cli_app, ["update", str(project), "--vcs-ref", NEW, "--no-install", "--trust"]
+    )
     assert clean.exit_code == 0, clean.output
     assert f"→ {NEW}" in clean.output
     assert answers_of(project)["_commit"] == NEW
@@ -601,21 +603,21 @@ def test_cli_update_lists_conflicts_and_exits_1(repo: TemplateRepo, tmp_path: Pa
     _edit_conflicting_lines(project)
     result = CliRunner().invoke(
         cli_app,
-        ["update", str(project), "--vcs-ref", NEW, "--conflict", "rej", "--no-install"],
+        ["update", str(project), "--vcs-ref", NEW, "--conflict", "rej", "--no-install", "--trust"],
     )
     assert result.exit_code == 1, result.output
     assert "conflict" in result.output
     assert "app/routers/health.py" in result.output
     assert (project / "app/routers/health.py.rej").is_file()
     (project / "README.md").write_text("dirty\n")
-    dirty = CliRunner().invoke(cli_app, ["update", str(project), "--no-install"])
+    dirty = CliRunner().invoke(cli_app, ["update", str(project), "--no-install", "--trust"])
     assert dirty.exit_code == 2
     assert "README.md" in dirty.output
 
 
 def test_cli_new_renders_the_requested_revision(repo: TemplateRepo, tmp_path: Path) -> None:
     dest = tmp_path / "pinned"
-    args = ["new", str(dest), "--template", repo.src, "--vcs-ref", OLD, "--defaults"]
+    args = ["new", str(dest), "--template", repo.src, "--vcs-ref", OLD, "--defaults", "--trust"]
     result = CliRunner().invoke(cli_app, [*args, "-d", "project_name=Pinned", "--no-install"])
     assert result.exit_code == 0, result.output
     assert answers_of(dest)["_commit"] == OLD

@@ -1,0 +1,52 @@
+"""The `backforge` command line (Typer + rich): one module per command.
+
+Exit codes: 0 success; 1 a check failed or an update left conflicts; 2 bad usage or invalid
+answers (nothing written).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from backforge import __version__
+from backforge.cli import bench, check, new, update, variants
+from backforge.cli.common import console
+
+app = typer.Typer(
+    name="backforge",
+    help="Render, update and prove FastAPI backends from the backforge Copier template.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"backforge {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Render, update and prove FastAPI backends."""
+
+
+app.command("new")(new.new)
+app.command("update")(update.update)
+app.command("variants")(variants.variants)
+app.command("check")(check.check)
+app.command("bench")(bench.bench)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,73 @@
+"""What every command shares: consoles, options, error printing and exit codes.
+
+User text (answers, paths, sets, tool output) reaches the terminal only through `fail`, `say`
+or `rich.markup.escape`, so that `[...]` in it prints as typed and never breaks the markup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Final
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+TemplateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        help="Template path or git URL (default: the template that ships with backforge).",
+    ),
+]
+VcsRefOption = Annotated[
+    str | None, typer.Option("--vcs-ref", help="Template git tag, branch or commit.")
+]
+DataOption = Annotated[
+    list[str] | None,
+    typer.Option("-d", "--data", help="An answer as KEY=VALUE; VALUE is YAML. Repeatable."),
+]
+NoInstallOption = Annotated[
+    bool, typer.Option("--no-install", help="Skip `uv lock` and `uv sync`.")
+]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        help="Run the tasks and migrations of a template other than backforge's own.",
+    ),
+]
+SetOption = Annotated[
+    str,
+    typer.Option(
+        "--set",
+        help="all | pairwise | presets | preset:NAME | sample:N[:SEED] | answers such as "
+        "'database=mysql,auth=jwt'",
+    ),
+]
+JsonFileOption = Annotated[
+    Path | None, typer.Option("--json", help="Write the results to FILE as JSON.")
+]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print `error: message` (escaped) to stderr; the caller raises the returned Exit."""
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def warn(label: str, message: str) -> None:
+    """Print `label message` to stderr, the label in red, the message escaped."""
+    errors.print(f"[bold red]{label}[/] {escape(message)}", highlight=False)
+
+
+def say(message: str) -> None:
+    """Print plain text (escaped) to stdout."""
+    console.print(escape(message), highlight=False)

@@ -1,0 +1,163 @@
+"""Where templates come from, and which of them are trusted.
+
+backforge finds its own template in one of two places:
+
+- **the git checkout it runs from** (an editable install or `python -m` in the repository): the
+  checkout itself is the template source, recorded as its path;
+- **the wheel**: the template (`copier.yml`, `template/`, `hooks/`) and the floor app
+  (`benchmarks/`) ship as package data under `backforge/_bundled/`. Copier needs a git repository
+  to record a template revision that `copier update` can return to, so the bundled template is
+  copied into a *template cache*, a git repository at `$BACKFORGE_HOME/template` (default
+  `~/.cache/backforge/template`), as one commit tagged with the installed backforge version. A
+  project records that repository as `_src_path` and the version tag as `_commit`; installing a
+  newer backforge adds a commit with its own tag on top, so `backforge update` merges from the
+  version a project was rendered from to the installed one.
+
+Both are trusted (their tasks run). Any other `--template` source is foreign: `new` and `update`
+refuse it unless `--trust` is given, as Copier does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from backforge import __version__
+from backforge.errors import UsageError
+
+PACKAGE_DIR: Final = Path(__file__).resolve().parent
+CHECKOUT: Final = PACKAGE_DIR.parent
+"""The repository root when backforge runs from a git checkout (unused for a wheel install)."""
+BUNDLED: Final = PACKAGE_DIR / "_bundled"
+"""The template and the floor app as package data of an installed wheel."""
+TEMPLATE_PARTS: Final = ("copier.yml", "template", "hooks")
+_IGNORED: Final = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
+
+
+def _is_template(folder: Path) -> bool:
+    return (folder / "copier.yml").is_file()
+
+
+def running_from_checkout() -> bool:
+    return _is_template(CHECKOUT) and (CHECKOUT / "backforge").resolve() == PACKAGE_DIR
+
+
+def backforge_home() -> Path:
+    """backforge's cache folder: `$BACKFORGE_HOME`, else `$XDG_CACHE_HOME/backforge`."""
+    explicit = os.environ.get("BACKFORGE_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "backforge"
+
+
+def template_cache() -> Path:
+    """The git repository holding each installed version of the bundled template."""
+    return backforge_home() / "template"
+
+
+def benchmarks_dir() -> Path:
+    """The load-test scripts and the floor app: the checkout's, else the wheel's."""
+    if running_from_checkout():
+        return CHECKOUT / "benchmarks"
+    return BUNDLED / "benchmarks"
+
+
+def _git(cwd: Path, *args: str) -> str:
+    identity = ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
+    result = subprocess.run(
+        ["git", *identity, *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise UsageError(
+            f"cannot prepare the template cache {cwd}: git {' '.join(args)} failed: "
+            f"{(result.stdout + result.stderr).strip()}"
+        )
+    return result.stdout
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cache_bundled_template(
+    bundled: Path = BUNDLED, version: str = __version__, cache: Path | None = None
+) -> tuple[Path, str]:
+    """The template cache with `bundled` committed under tag `version` (added once): the
+    repository and the tag to render or update from."""
+    if not _is_template(bundled):
+        raise UsageError(
+            f"this backforge has no bundled template ({bundled} is missing); reinstall it, or "
+            "pass --template SRC (a path or git URL of the backforge template)"
+        )
+    repo = cache or template_cache()
+    with _locked(repo.parent / "template.lock"):
+        if not (repo / ".git").is_dir():
+            repo.mkdir(parents=True, exist_ok=True)
+            _git(repo, "init", "--quiet", "--initial-branch=main")
+        if _git(repo, "tag", "--list", version).strip():
+            return repo, version
+        for child in repo.iterdir():
+            if child.name == ".git":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        for part in TEMPLATE_PARTS:
+            source = bundled / part
+            if source.is_dir():
+                shutil.copytree(source, repo / part, ignore=_IGNORED)
+            else:
+                shutil.copy2(source, repo / part)
+        _git(repo, "add", "--all")
+        _git(repo, "commit", "--quiet", "--allow-empty", "-m", f"backforge template {version}")
+        _git(repo, "tag", version)
+    return repo, version
+
+
+def default_template() -> tuple[str, str | None]:
+    """The template that ships with this backforge and the revision to use by default: the
+    checkout it runs from (its current revision), else the template cache at this version."""
+    if running_from_checkout():
+        return str(CHECKOUT), None
+    repo, tag = cache_bundled_template()
+    return str(repo), tag
+
+
+def _same_path(source: str, trusted: Path) -> bool:
+    path = Path(source).expanduser()
+    try:
+        return path.exists() and path.resolve() == trusted.resolve()
+    except OSError:
+        return False
+
+
+def is_trusted(source: str) -> bool:
+    """True for backforge's own template: the checkout it runs from or the template cache."""
+    if running_from_checkout() and _same_path(source, CHECKOUT):
+        return True
+    return _same_path(source, template_cache())
+
+
+def require_trust(source: str, trust: bool) -> None:
+    """Refuse (UsageError, exit 2) a foreign template source unless `--trust` was given."""
+    if trust or is_trusted(source):
+        return
+    raise UsageError(
+        f"{source} is not backforge's own template; its tasks and migrations run code on this "
+        "machine, so pass --trust if you trust it"
+    )
