@@ -3,7 +3,7 @@
 For each variant (default ``database=postgresql,auth=jwt``) the run:
 
 1. renders the project and installs it (`uv sync`, sharing uv's cache);
-2. starts a throwaway PostgreSQL (`backforge.services`), migrates (`alembic upgrade head`) and
+2. starts a throwaway PostgreSQL (`backforge.servers`), migrates (`alembic upgrade head`) and
    seeds it: one user registered through the API, 1,000 items owned by that user, a token;
 3. serves the rendered app and the floor (`benchmarks/floor.py`: Starlette + asyncpg doing the
    same work per request) each with one uvicorn worker (uvloop, httptools, no access log), both
@@ -47,7 +47,7 @@ from rich.text import Text
 
 from backforge.errors import UsageError
 from backforge.render import effective_ref, render, template_checkout
-from backforge.services import (
+from backforge.servers import (
     LOOPBACK,
     ServerPool,
     ServiceError,
@@ -124,7 +124,7 @@ class Endpoint:
     authenticated: bool = True
     script: str | None = None
     target_ratio: float | None = None
-    """The app/floor requests-per-second ratio the app should reach (issue 7)."""
+    """The app/floor requests-per-second ratio the app should reach (the performance targets)."""
 
     @property
     def label(self) -> str:
@@ -145,7 +145,7 @@ COLD_START_MAX_S = 1.5
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 7's targets, checked against a variant's results."""
+    """One performance target, checked against a variant's results."""
 
     name: str
     met: bool
@@ -350,7 +350,7 @@ class VariantBench:
     notes: list[str] = field(default_factory=list)
 
     def targets(self) -> list[Target]:
-        """Issue 7's targets: ratios, zero errors, p99 <= 4 x p50, RSS, cold start."""
+        """The performance targets: ratios, zero errors, p99 <= 4 x p50, RSS, cold start."""
         checks: list[Target] = []
         for result in self.endpoints:
             wanted = result.endpoint.target_ratio

@@ -3,7 +3,7 @@
 The **static** tier, for each variant: render (in-process, Copier), no leftover Jinja, `ruff check`,
 `ruff format --check`, byte-compile, import `app.main` and build the OpenAPI document. The
 **full** tier adds `uv sync`, `mypy --strict`, hadolint, the CI schema, the Alembic round trip and
-the project's own pytest suite against real servers (`backforge.services.ServerPool`).
+the project's own pytest suite against real servers (`backforge.servers.ServerPool`).
 
 What makes the static tier fast over hundreds of variants:
 
@@ -53,7 +53,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final, Literal
 
 from backforge.render import effective_ref, render
-from backforge.services import ServerPool, ServiceKind
+from backforge.servers import ServerPool, ServiceKind
 from backforge.validate import (
     LEFTOVER_JINJA,
     OUTPUT_TAIL_LINES,

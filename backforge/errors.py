@@ -16,3 +16,8 @@ class CommandError(RuntimeError):
         self.output = output
         tail = "\n".join(output.strip().splitlines()[-20:])
         super().__init__(f"`{' '.join(command)}` exited {returncode}:\n{tail}")
+
+
+def tail_lines(text: str, lines: int) -> str:
+    """The last `lines` lines of `text` (stripped): what a failure message shows of an output."""
+    return "\n".join(text.strip().splitlines()[-lines:])

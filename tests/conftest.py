@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from backforge.services import ServerPool
+from backforge.servers import ServerPool
 
 REPO = Path(__file__).resolve().parent.parent
 

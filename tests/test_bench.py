@@ -34,7 +34,7 @@ from backforge.bench import (
     run_bench,
 )
 from backforge.cli import app
-from backforge.services import available
+from backforge.servers import available
 
 runner = CliRunner()
 

@@ -26,7 +26,7 @@ from backforge.check import (
     ruff_format_layers,
     run_check,
 )
-from backforge.services import ServerPool
+from backforge.servers import ServerPool
 from backforge.validate import StepFailed, StepResult
 from backforge.variants import select
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from backforge.check import VariantResult, exit_status, run_check
-from backforge.services import ServerPool, available
+from backforge.servers import ServerPool, available
 from backforge.variants import select
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from backforge.cli import app
 from backforge.render import render
-from backforge.services import ServiceKind, available, serve
+from backforge.servers import ServiceKind, available, serve
 from backforge.validate import uv_sync
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""backforge.services against real servers: no mocks, every server is a real process.
+"""backforge.servers against real servers: no mocks, every server is a real process.
 
 Each kind runs create/query/drop through its own command-line client, survives stop()/start()
 with its data, and leaves neither process nor directory behind. MariaDB and Redis tests skip
@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from backforge import services
-from backforge.services import (
+from backforge import servers
+from backforge.servers import (
     KINDS,
     Server,
     ServerPool,
@@ -331,7 +331,7 @@ def test_missing_binaries_raise_service_unavailable_with_the_install_command(
     kind: ServiceKind, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory
-    monkeypatch.setattr(services, "FALLBACK_BIN_DIRS", ())
+    monkeypatch.setattr(servers.base, "FALLBACK_BIN_DIRS", ())
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     assert available(kind) is False
@@ -351,9 +351,11 @@ def test_a_server_that_dies_at_startup_reports_its_log_and_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    command = services._Redis.command
+    command = servers.redis.RedisService.command
     monkeypatch.setattr(
-        services._Redis, "command", lambda self: [*command(self), "--no-such-directive", "x"]
+        servers.redis.RedisService,
+        "command",
+        lambda self: [*command(self), "--no-such-directive", "x"],
     )
     started = time.monotonic()
     with pytest.raises(ServiceError, match="exited during startup") as caught, serve("redis"):
@@ -371,14 +373,14 @@ def test_a_server_that_does_not_answer_in_time_is_killed(
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(ServiceError, match=r"did not answer a query within 0\.001 s"):
-        services.start_server("redis", timeout=0.001)
+        servers.start_server("redis", timeout=0.001)
     assert list(tmp_path.iterdir()) == []
     assert _processes_using(tmp_path) == []
 
 
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown server kind"):
-        services.start_server("oracle")  # type: ignore[arg-type]
+        servers.start_server("oracle")  # type: ignore[arg-type]
 
 
 def test_server_is_a_frozen_handle(pool: ServerPool) -> None:

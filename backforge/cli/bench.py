@@ -19,7 +19,7 @@ from backforge.bench import (
 )
 from backforge.cli.common import EXIT_FAILED, TemplateOption, console, errors, fail, say
 from backforge.errors import UsageError
-from backforge.services import ServiceError, ServiceUnavailable
+from backforge.servers import ServiceError, ServiceUnavailable
 
 
 def bench(

@@ -1,0 +1,295 @@
+"""Throwaway PostgreSQL, MariaDB/MySQL and Redis servers on loopback.
+
+`backforge check --tier full` runs every rendered project's own test suite against real
+servers. This module starts them. Each server lives in its own temporary directory, listens on a
+free port of 127.0.0.1 only, trades durability for speed (no fsync), and is torn down -- process
+group killed, directory removed -- when its context exits, even on failure::
+
+    with postgresql_server() as pg:
+        url = pg.create_database("app_test")  # postgresql://backforge:secret@127.0.0.1:PORT/...
+
+    with ServerPool() as pool:  # one server per kind, started on first use, stopped at exit
+        redis_url = pool.get("redis").url()
+
+Processes run under mirakuru executors, which wait for readiness against a deadline and kill the
+whole process group on the way out. Readiness means the port accepts connections *and* a real
+query answers. The servers are driven with their command-line clients (psql, mariadb) or a
+redis-py, so no SQL driver is needed here. One module per kind (postgresql.py, mariadb.py,
+redis.py) implements `base.Service`; this module holds the public handle, `Server`, and the pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from backforge.servers.base import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    FALLBACK_BIN_DIRS,
+    INSTALL_HINTS,
+    KINDS,
+    LOOPBACK,
+    START_TIMEOUT,
+    Service,
+    ServiceError,
+    ServiceKind,
+    ServiceUnavailable,
+    check_name,
+    check_password,
+    find_binary,
+    free_port,
+)
+from backforge.servers.mariadb import MariaDBService, mysql_tools
+from backforge.servers.postgresql import PostgreSQLService, postgres_tools
+from backforge.servers.redis import RedisService, redis_tools
+
+__all__ = [
+    "DEFAULT_PASSWORD",
+    "DEFAULT_USER",
+    "FALLBACK_BIN_DIRS",
+    "INSTALL_HINTS",
+    "KINDS",
+    "LOOPBACK",
+    "SERVICES",
+    "START_TIMEOUT",
+    "Server",
+    "ServerPool",
+    "ServiceError",
+    "ServiceKind",
+    "ServiceUnavailable",
+    "available",
+    "find_binary",
+    "free_port",
+    "mysql_server",
+    "postgresql_server",
+    "redis_server",
+    "serve",
+    "start_server",
+]
+
+SERVICES: dict[ServiceKind, type[Service]] = {
+    "postgresql": PostgreSQLService,
+    "mysql": MariaDBService,
+    "redis": RedisService,
+}
+"""One class per server kind, all behind the `Service` interface."""
+
+_TOOL_LOOKUPS: dict[ServiceKind, Callable[[], object]] = {
+    "postgresql": postgres_tools,
+    "mysql": mysql_tools,
+    "redis": redis_tools,
+}
+
+
+def available(kind: ServiceKind) -> bool:
+    """Whether the binaries needed to start a `kind` server (and talk to it) are installed."""
+    try:
+        _TOOL_LOOKUPS[kind]()
+    except ServiceUnavailable:
+        return False
+    return True
+
+
+@dataclass(frozen=True, eq=False)
+class Server:
+    """A running (or deliberately stopped) throwaway server; connection details never change.
+
+    For Redis, `user` and `password` are empty and database "names" map to numbers 1-15.
+    """
+
+    kind: ServiceKind
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    _service: Service = field(repr=False)
+
+    def url(self, database: str | None = None) -> str:
+        """A plain URL: postgresql://u:p@127.0.0.1:PORT/DB, mysql://..., redis://127.0.0.1:PORT/N.
+
+        Without `database`: PostgreSQL's `postgres` database, no database for MySQL, Redis db 0.
+        """
+        return self._service.url(database)
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database (an unused db number for Redis); return its URL."""
+        return self._service.create_database(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop the database, disconnecting its clients; a missing database is fine."""
+        self._service.drop_database(name)
+
+    def execute(self, statement: str, database: str | None = None) -> str:
+        """Run SQL with psql/mariadb as the app's account (a Redis command for Redis).
+
+        Returns the output: one row per line, tab-separated columns, no headers.
+        """
+        return self._service.execute(statement, database)
+
+    def stop(self) -> None:
+        """Shut the server down cleanly, keeping its data; the port then refuses connections."""
+        self._service.stop()
+
+    def start(self) -> None:
+        """Bring a stopped server back on the same port with the same data."""
+        self._service.start()
+
+    def close(self) -> None:
+        """Stop the server for good and remove its directory (the context managers do this)."""
+        self._service.close()
+
+    @property
+    def running(self) -> bool:
+        return self._service.running
+
+    @property
+    def pid(self) -> int | None:
+        """The server's main process id while it runs."""
+        return self._service.pid
+
+    @property
+    def directory(self) -> Path:
+        """The temporary directory holding data, sockets and `log_path`."""
+        return self._service.directory
+
+    @property
+    def log_path(self) -> Path:
+        return self._service.log_path
+
+
+def start_server(
+    kind: ServiceKind,
+    *,
+    user: str = DEFAULT_USER,
+    password: str = DEFAULT_PASSWORD,
+    timeout: float = START_TIMEOUT,
+) -> Server:
+    """Start a `kind` server and wait until it answers queries. The caller must `close()` it.
+
+    Raises ServiceUnavailable when binaries are missing, ServiceError when the server does not
+    come up (its log tail is in the message); neither leaves a process or a directory behind.
+    """
+    if kind not in SERVICES:
+        raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
+    service = SERVICES[kind](
+        user=check_name(user), password=check_password(password), timeout=timeout
+    )
+    service.launch()
+    return Server(
+        kind=kind,
+        host=LOOPBACK,
+        port=service.port,
+        user=service.user,
+        password=service.password,
+        _service=service,
+    )
+
+
+@contextmanager
+def serve(
+    kind: ServiceKind,
+    *,
+    user: str = DEFAULT_USER,
+    password: str = DEFAULT_PASSWORD,
+    timeout: float = START_TIMEOUT,
+) -> Iterator[Server]:
+    """A started `kind` server for the duration of the block; torn down even on failure."""
+    server = start_server(kind, user=user, password=password, timeout=timeout)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def postgresql_server(
+    *, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD, timeout: float = START_TIMEOUT
+) -> AbstractContextManager[Server]:
+    """A throwaway PostgreSQL server (run as `nobody` when we are root)."""
+    return serve("postgresql", user=user, password=password, timeout=timeout)
+
+
+def mysql_server(
+    *, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD, timeout: float = START_TIMEOUT
+) -> AbstractContextManager[Server]:
+    """A throwaway MariaDB (or MySQL) server; `user` gets every privilege, with grant option."""
+    return serve("mysql", user=user, password=password, timeout=timeout)
+
+
+def redis_server(*, timeout: float = START_TIMEOUT) -> AbstractContextManager[Server]:
+    """A throwaway Redis server without persistence except across stop()/start()."""
+    return serve("redis", timeout=timeout)
+
+
+class ServerPool:
+    """One server per kind for a whole run, each started on first `get`; all stopped at exit.
+
+    Safe to share between threads. A kind that failed to start fails fast on later `get`s.
+    """
+
+    def __init__(
+        self,
+        *,
+        user: str = DEFAULT_USER,
+        password: str = DEFAULT_PASSWORD,
+        timeout: float = START_TIMEOUT,
+    ) -> None:
+        self._user = user
+        self._password = password
+        self._timeout = timeout
+        self._servers: dict[ServiceKind, Server] = {}
+        self._failures: dict[ServiceKind, RuntimeError] = {}
+        self._locks = {kind: threading.Lock() for kind in KINDS}
+        self._closed = False
+
+    def __enter__(self) -> ServerPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def get(self, kind: ServiceKind) -> Server:
+        """The pool's `kind` server, started now if this is the first request for it."""
+        if kind not in self._locks:
+            raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
+        with self._locks[kind]:
+            if self._closed:
+                raise RuntimeError("this ServerPool is closed")
+            server = self._servers.get(kind)
+            if server is not None:
+                return server
+            failure = self._failures.get(kind)
+            if failure is not None:
+                raise type(failure)(*failure.args) from failure
+            try:
+                server = start_server(
+                    kind, user=self._user, password=self._password, timeout=self._timeout
+                )
+            except (ServiceUnavailable, ServiceError) as exc:
+                self._failures[kind] = exc
+                raise
+            self._servers[kind] = server
+            return server
+
+    @property
+    def servers(self) -> dict[ServiceKind, Server]:
+        """The servers started so far, by kind."""
+        return dict(self._servers)
+
+    def close(self) -> None:
+        """Stop every server and remove its directory; later `get`s raise."""
+        self._closed = True
+        for kind in KINDS:
+            with self._locks[kind]:
+                server = self._servers.pop(kind, None)
+            if server is not None:
+                server.close()
