@@ -46,6 +46,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backforge.errors import UsageError
+from backforge.model import VariantError, select, variant_id
 from backforge.render import effective_ref, render, template_checkout
 from backforge.servers import (
     LOOPBACK,
@@ -55,7 +56,6 @@ from backforge.servers import (
 )
 from backforge.source import benchmarks_dir, default_template
 from backforge.validate import StepFailed, in_project, project_python, unique_name, uv_sync
-from backforge.variants import VariantError, select, variant_id
 
 __all__ = [
     "BENCHMARKS_DIR",

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final, Literal
 
+from backforge.model import default_answers, reproduce_command, variant_id
 from backforge.render import effective_ref, render
 from backforge.servers import ServerPool, ServiceKind
 from backforge.validate import (
@@ -75,7 +76,6 @@ from backforge.validate import (
     uv_env,
     uv_sync,
 )
-from backforge.variants import default_answers, reproduce_command, variant_id
 
 __all__ = [
     "FULL_STEPS",

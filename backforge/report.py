@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import (
@@ -34,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backforge.check import CheckProgress, VariantResult
+from backforge.model import yaml_flow
 
 __all__ = [
     "MAX_TABLE_ROWS",
@@ -107,12 +107,7 @@ def _xml_text(text: str) -> str:
 
 
 def _answers_text(answers: dict[str, Any]) -> str:
-    return "\n".join(f"{key}: {_flow(value)}" for key, value in answers.items())
-
-
-def _flow(value: Any) -> str:
-    dumped = yaml.safe_dump(value, default_flow_style=True, width=1_000_000, sort_keys=False)
-    return str(dumped).strip().removesuffix("...").strip()
+    return "\n".join(f"{key}: {yaml_flow(value)}" for key, value in answers.items())
 
 
 def junit_xml(results: Sequence[VariantResult], *, name: str = "backforge check") -> str:

@@ -26,9 +26,9 @@ from backforge.check import (
     ruff_format_layers,
     run_check,
 )
+from backforge.model import select
 from backforge.servers import ServerPool
 from backforge.validate import StepFailed, StepResult
-from backforge.variants import select
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from backforge.check import VariantResult, exit_status, run_check
+from backforge.model import select
 from backforge.servers import ServerPool, available
-from backforge.variants import select
 
 REPO = Path(__file__).resolve().parent.parent
 SESSION = "template/app/db/session.py.jinja"

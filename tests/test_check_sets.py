@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from backforge.check import VariantResult, run_check
 from backforge.cli import app
+from backforge.model import default_answers, select, variant_id
 from backforge.servers import ServerPool
 from backforge.validate import passed_count
-from backforge.variants import default_answers, select, variant_id
 
 pytestmark = pytest.mark.slow
 

@@ -224,7 +224,7 @@ def test_leftover_jinja_is_detected(tmp_path: Path) -> None:
 
 
 def test_variants_lists_the_sets_of_copier_yml() -> None:
-    from backforge.variants import select
+    from backforge.model import select
 
     repo = Path(__file__).resolve().parent.parent
     result = runner.invoke(app, ["variants", "--set", "all", "--json"])
@@ -288,7 +288,7 @@ def test_template_checkout_reads_a_git_url_at_the_requested_ref(tmp_path: Path) 
 def test_variants_from_a_git_url_leave_no_clone_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backforge.variants import select
+    from backforge.model import select
 
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"

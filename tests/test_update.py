@@ -27,9 +27,9 @@ import yaml
 from typer.testing import CliRunner
 
 from backforge.cli import app as cli_app
+from backforge.model import load_questions
 from backforge.render import UsageError, render
 from backforge.update import ANSWERS_FILE, UpdateResult, update_project
-from backforge.variants import load_questions
 
 MAIN = Path(__file__).resolve().parents[1]
 OLD, NEW = "0.1.0", "0.2.0"

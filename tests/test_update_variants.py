@@ -28,7 +28,7 @@ from test_update import (
     update,
 )
 
-from backforge.variants import default_answers, select, variant_id
+from backforge.model import default_answers, select, variant_id
 
 JOBS = max(1, min(4, os.cpu_count() or 1))
 

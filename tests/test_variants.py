@@ -1,4 +1,4 @@
-"""Tests of the variant model (backforge/variants.py) against the real and fixture copier.yml files.
+"""Tests of the variant model (backforge/model/) against the real and fixture copier.yml files.
 
 Expected numbers are derived here independently: from the YAML of copier.yml and from rules that
 the fixtures state in plain Python, never from the module under test.
@@ -17,7 +17,7 @@ import copier
 import pytest
 import yaml
 
-from backforge import variants as v
+from backforge import model as v
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"]

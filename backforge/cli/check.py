@@ -13,8 +13,8 @@ from backforge.check import Tier, exit_status, run_check
 from backforge.cli.common import SetOption, TemplateOption, VcsRefOption, console, fail, say
 from backforge.cli.variants import load_variants
 from backforge.errors import UsageError
+from backforge.model import VariantError, parse_shard, shard
 from backforge.report import print_report, progress_bar, write_json, write_junit
-from backforge.variants import VariantError, parse_shard, shard
 
 
 def check(

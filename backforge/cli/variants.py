@@ -11,9 +11,9 @@ from rich.table import Table
 
 from backforge.cli.common import SetOption, TemplateOption, console, fail
 from backforge.errors import UsageError
+from backforge.model import CODE_QUESTIONS, VariantError, default_answers, select, variant_id
 from backforge.render import template_checkout
 from backforge.source import default_template
-from backforge.variants import CODE_QUESTIONS, VariantError, default_answers, select, variant_id
 
 
 def load_variants(

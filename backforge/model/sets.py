@@ -1,0 +1,526 @@
+"""Variant sets: `all`, `pairwise`, presets, samples, explicit answers, and shards.
+
+- ``all``: every combination of the code questions' values that Copier accepts;
+- ``pairwise``: a small covering array in which every feasible pair of values of any two
+  questions (each multiselect choice counts as its own on/off question) appears;
+- ``presets`` / ``preset:NAME``: the named presets, trimmed to the current questions;
+- ``sample:N[:SEED]``: N variants drawn from ``all`` deterministically;
+- explicit answers: ``database=mysql,auth=jwt,features=[cache,jobs]`` (several separated by ``;``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import yaml
+
+from backforge.model.questions import (
+    MISSING,
+    Issue,
+    Question,
+    RenderError,
+    Template,
+    VariantError,
+    load_template,
+    same_value,
+    validate_walk,
+)
+
+
+class _AllChoices(Enum):
+    ALL = "all"
+
+
+ALL_CHOICES: Final = _AllChoices.ALL
+"""Preset value meaning "every choice of this multiselect question that copier.yml offers"."""
+
+PRESETS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "minimal": {
+        "database": "sqlite",
+        "auth": "none",
+        "features": [],
+        "ci": "none",
+        "docker": False,
+    },
+    "default": {},
+    "saas": {
+        "database": "postgresql",
+        "auth": "jwt",
+        "multi_tenant": True,
+        "features": ALL_CHOICES,
+    },
+}
+"""Named variants. Answers that the current copier.yml does not offer are dropped when used."""
+
+_SET_SYNTAX: Final = (
+    "all, pairwise, presets, preset:NAME, sample:N[:SEED] or answers such as "
+    "'database=mysql,auth=jwt,features=[cache,jobs]' (several separated by ';')"
+)
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------------------------
+# Variant sets
+# ---------------------------------------------------------------------------------------------
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return (type(value).__name__, value)
+
+
+def _unique(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[Any] = set()
+    out = []
+    for variant in variants:
+        key = _freeze(variant)
+        if key not in seen:
+            seen.add(key)
+            out.append(variant)
+    return out
+
+
+def _subsets(values: Sequence[Any]) -> list[list[Any]]:
+    """Every subset, smallest first, each in the order of `values`."""
+    return [
+        list(combo)
+        for size in range(len(values) + 1)
+        for combo in itertools.combinations(values, size)
+    ]
+
+
+def _code_values(q: Question) -> list[Any]:
+    if q.multiselect:
+        return _subsets(q.choices)
+    if q.choices:
+        return list(q.choices)
+    if q.type == "bool":
+        return [False, True]
+    return [MISSING]
+
+
+def _all(tpl: Template) -> list[dict[str, Any]]:
+    code = tpl.code_questions()
+    variants = []
+    first_issues: list[Issue] = []
+    for combo in itertools.product(*(_code_values(q) for q in code)):
+        answers = {q.name: v for q, v in zip(code, combo, strict=True) if v is not MISSING}
+        walk = tpl.walk(answers)
+        if walk.issues:
+            first_issues = first_issues or walk.issues
+            continue
+        variants.append(walk.resolved)
+    if not variants:
+        detail = "; ".join(issue.message for issue in first_issues)
+        raise VariantError(f"copier.yml admits no valid variant: {detail}")
+    return _unique(variants)
+
+
+# -- pairwise ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Factor:
+    question: str
+    choice: Any
+    """The multiselect choice this on/off factor stands for, or MISSING for a whole question."""
+    values: tuple[Any, ...]
+
+
+_Pair = tuple[int, int, int, int]  # factor i, value index, factor j > i, value index
+
+
+def _factors(tpl: Template) -> list[_Factor]:
+    factors: list[_Factor] = []
+    for q in tpl.questions:
+        if q.computed or not q.is_factor:
+            continue
+        if q.multiselect:
+            factors.extend(_Factor(q.name, c, (True, False)) for c in q.choices)
+        elif q.choices:
+            factors.append(_Factor(q.name, MISSING, tuple(q.choices)))
+        else:
+            factors.append(_Factor(q.name, MISSING, (True, False)))
+    return factors
+
+
+def _factor_levels(factors: Sequence[_Factor], variant: Mapping[str, Any]) -> list[int | None]:
+    """Each factor's value index in `variant`, None when its question is not asked."""
+    levels: list[int | None] = []
+    for factor in factors:
+        if factor.question not in variant:
+            levels.append(None)
+            continue
+        value = variant[factor.question]
+        if factor.choice is not MISSING:
+            value = any(same_value(factor.choice, item) for item in value)
+        index = next((i for i, v in enumerate(factor.values) if same_value(v, value)), None)
+        levels.append(index)
+    return levels
+
+
+def _pairs_of(levels: Sequence[int | None]) -> set[_Pair]:
+    """The pairs a variant covers, plus each value alone as (i, a, i, a) (one-factor sets)."""
+    pairs: set[_Pair] = {(i, a, i, a) for i, a in enumerate(levels) if a is not None}
+    for (i, a), (j, b) in itertools.combinations(enumerate(levels), 2):
+        if a is not None and b is not None:
+            pairs.add((i, a, j, b))
+    return pairs
+
+
+class _RowBuilder:
+    """Depth-first construction of one valid variant that contains fixed factor values.
+
+    Questions are walked in copier order (so `when` and validators see what Copier would show
+    them); factor values are tried greedily, most newly covered pairs first. The search is
+    exhaustive, so a failure proves that the fixed values cannot appear together.
+    """
+
+    def __init__(self, tpl: Template, factors: Sequence[_Factor], uncovered: set[_Pair]) -> None:
+        self.fixed: Mapping[int, int] = {}
+        self.tpl = tpl
+        self.factors = factors
+        self.uncovered = uncovered
+        self.by_question: dict[str, list[int]] = {}
+        for index, factor in enumerate(factors):
+            self.by_question.setdefault(factor.question, []).append(index)
+
+    def build(self, fixed: Mapping[int, int]) -> dict[str, Any] | None:
+        self.fixed = fixed
+        return self._visit(0, dict(self.tpl.base_context), {}, {})
+
+    def _levels(self, fid: int) -> list[int]:
+        return list(range(len(self.factors[fid].values)))
+
+    def _gain(self, factor: int, level: int, known: Mapping[int, int | None]) -> int:
+        gain = 0
+        for other, other_level in known.items():
+            if other_level is None or other == factor:
+                continue
+            pair = (
+                (factor, level, other, other_level)
+                if factor < other
+                else (other, other_level, factor, level)
+            )
+            gain += pair in self.uncovered
+        return gain
+
+    def _options(
+        self, q: Question, fids: list[int], known: dict[int, int | None]
+    ) -> Iterator[tuple[Any, Any]]:
+        """(levels, answer) candidates for a factor question, most newly covered pairs first."""
+        known = {**self.fixed, **known}
+        if not q.multiselect:
+            (fid,) = fids
+            candidates = [self.fixed[fid]] if fid in self.fixed else self._levels(fid)
+            for level in sorted(candidates, key=lambda lv: -self._gain(fid, lv, known)):
+                yield level, self.factors[fid].values[level]
+            return
+        greedy: list[int] = []
+        for fid in fids:
+            if fid in self.fixed:
+                level = self.fixed[fid]
+            else:
+                gains = [self._gain(fid, lv, known) for lv in (0, 1)]
+                level = 0 if gains[0] >= gains[1] else 1
+            greedy.append(level)
+            known[fid] = level
+        choices = [self.factors[fid].choice for fid in fids]
+        allowed = [[self.fixed[fid]] if fid in self.fixed else [0, 1] for fid in fids]
+        every: Iterator[tuple[int, ...]] = itertools.product(*allowed)
+        for levels in itertools.chain([tuple(greedy)], every):
+            yield levels, [c for c, lv in zip(choices, levels, strict=True) if lv == 0]
+
+    def _visit(
+        self,
+        index: int,
+        ctx: dict[str, Any],
+        levels: dict[int, int | None],
+        resolved: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        questions = self.tpl.questions
+        if index == len(questions):
+            return resolved
+        q = questions[index]
+        fids = self.by_question.get(q.name)
+        if not fids:
+            ctx = dict(ctx)
+            step = self.tpl.step(q, ctx, self.tpl.supplied_default(q))
+            if step.issues:
+                return None
+            if step.asked:
+                resolved = {**resolved, q.name: step.value}
+            return self._visit(index + 1, ctx, levels, resolved)
+        try:
+            alive = self.tpl.when(q, ctx)
+        except RenderError:
+            return None
+        if not alive:
+            if any(fid in self.fixed for fid in fids):
+                return None
+            ctx = dict(ctx)
+            self.tpl.skip(q, ctx)
+            return self._visit(index + 1, ctx, {**levels, **dict.fromkeys(fids)}, resolved)
+        tried: set[Any] = set()
+        for level, answer in self._options(q, fids, levels):
+            key = level if isinstance(level, int) else tuple(level)
+            if key in tried:
+                continue
+            tried.add(key)
+            step_ctx = dict(ctx)
+            step = self.tpl.ask(q, step_ctx, answer)
+            if step.issues:
+                continue
+            chosen = dict(zip(fids, [level] if isinstance(level, int) else level, strict=True))
+            found = self._visit(
+                index + 1, step_ctx, {**levels, **chosen}, {**resolved, q.name: step.value}
+            )
+            if found is not None:
+                return found
+        return None
+
+
+_SEED_CANDIDATES: Final = 16
+"""Rows tried per step of the greedy pairwise construction (the best one is kept)."""
+
+
+def _pair_targets(factors: Sequence[_Factor]) -> list[_Pair]:
+    if len(factors) >= 2:
+        return [
+            (i, a, j, b)
+            for i, j in itertools.combinations(range(len(factors)), 2)
+            for a in range(len(factors[i].values))
+            for b in range(len(factors[j].values))
+        ]
+    # A single factor (or none): cover each of its values.
+    return [(0, a, 0, a) for a in range(len(factors[0].values))] if factors else []
+
+
+def _pairwise(tpl: Template) -> list[dict[str, Any]]:
+    """A covering array, built greedily: each step keeps the best of a few candidate rows.
+
+    A candidate row is seeded with one uncovered pair (one per pair of factors, so seeds spread
+    over the questions); a seed that admits no valid row is proven infeasible and dropped.
+    """
+    factors = _factors(tpl)
+    targets = _pair_targets(factors)
+    uncovered = set(targets)
+    builder = _RowBuilder(tpl, factors, uncovered)
+    rows: list[tuple[dict[str, Any], set[_Pair]]] = []
+    infeasible: set[_Pair] = set()
+    while uncovered:
+        seeds: dict[tuple[int, int], _Pair] = {}
+        for target in sorted(uncovered):
+            seeds.setdefault((target[0], target[2]), target)
+            if len(seeds) == _SEED_CANDIDATES:
+                break
+        best: tuple[dict[str, Any], set[_Pair]] | None = None
+        for i, a, j, b in seeds.values():
+            row = builder.build({i: a, j: b})
+            if row is None:
+                uncovered.discard((i, a, j, b))
+                infeasible.add((i, a, j, b))
+                continue
+            walk = tpl.walk(row)  # the canonical, fully checked form of the row
+            if walk.issues:
+                raise RuntimeError(f"pairwise row failed validation: {walk.issues}")
+            pairs = _pairs_of(_factor_levels(factors, walk.resolved))
+            if (i, a, j, b) not in pairs:
+                raise RuntimeError(f"pairwise row {walk.resolved} misses its seed {(i, a, j, b)}")
+            if best is None or len(pairs & uncovered) > len(best[1] & uncovered):
+                best = (walk.resolved, pairs)
+        if best is not None:
+            rows.append(best)
+            uncovered -= best[1]
+    # Drop rows whose pairs the other rows cover too (latest first: early rows cover most).
+    for index in range(len(rows) - 1, -1, -1):
+        others = set().union(*(pairs for k, (_, pairs) in enumerate(rows) if k != index))
+        if rows[index][1] <= others:
+            del rows[index]
+    variants = [row for row, _ in rows] or _all(tpl)[:1]
+    covered: set[_Pair] = set()
+    for variant in variants:
+        covered |= _pairs_of(_factor_levels(factors, variant))
+    missing = set(targets) - infeasible - covered
+    if missing:
+        raise RuntimeError(f"pairwise set misses {len(missing)} feasible pairs")
+    return _unique(variants)
+
+
+# -- presets -----------------------------------------------------------------------------------
+
+
+def _preset(tpl: Template, name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise VariantError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    answers: dict[str, Any] = {}
+    for key, value in PRESETS[name].items():
+        q = tpl.by_name.get(key)
+        if q is None or q.computed:
+            continue
+        if value is ALL_CHOICES:
+            if not q.multiselect:
+                continue
+            value = list(q.choices)
+        if q.multiselect:
+            value = [v for v in value if any(same_value(v, c) for c in q.choices)]
+        elif q.choices and not any(same_value(value, c) for c in q.choices):
+            continue
+        answers[key] = value
+    while True:
+        walk = tpl.walk(answers)
+        culprits = [issue.question for issue in walk.issues if issue.question in answers]
+        if not walk.issues:
+            return walk.resolved
+        if not culprits:
+            detail = "; ".join(issue.message for issue in walk.issues)
+            raise VariantError(f"preset {name!r} is invalid for this copier.yml: {detail}")
+        for culprit in culprits:
+            answers.pop(culprit, None)
+
+
+# -- explicit answers --------------------------------------------------------------------------
+
+
+def _split_top(text: str, separator: str) -> list[str]:
+    """Split on `separator` outside brackets, braces, parentheses and quotes.
+
+    A quote opens a quoted part only where a YAML value can start (after `=`, `,`, `;`, `[`,
+    `{`, `:` or a space), so that apostrophes inside words (`O'Brien`) need no quoting.
+    """
+    parts: list[str] = []
+    depth = 0
+    quote = ""
+    current: list[str] = []
+    last = ""  # the last non-blank character before `char`
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and last in ("", "=", ",", ";", "[", "{", ":"):
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == separator and depth == 0:
+            parts.append("".join(current))
+            current = []
+            last = ""
+            continue
+        current.append(char)
+        last = last if char.isspace() else char
+    if quote or depth:
+        raise VariantError(f"unbalanced brackets or quotes in {text!r}")
+    parts.append("".join(current))
+    return parts
+
+
+def parse_answers(spec: str) -> dict[str, Any]:
+    """Parse `key=value,key=value` (values are YAML; brackets and quotes protect commas)."""
+    answers: dict[str, Any] = {}
+    for item in _split_top(spec, ","):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise VariantError(f"expected key=value, got {item.strip()!r} in {spec!r}")
+        if key in answers:
+            raise VariantError(f"{key}: answered twice in {spec!r}")
+        try:
+            answers[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as error:
+            raise VariantError(f"{key}: value {raw.strip()!r} is not valid YAML") from error
+    if not answers:
+        raise VariantError(f"no answers in {spec!r}")
+    return answers
+
+
+def _explicit(tpl: Template, spec: str) -> list[dict[str, Any]]:
+    variants = []
+    for part in _split_top(spec, ";"):
+        if not part.strip():
+            continue
+        answers = parse_answers(part)
+        errors, walk = validate_walk(tpl, answers)
+        if errors:
+            raise VariantError(f"invalid answers {part.strip()!r}: " + "; ".join(errors))
+        variants.append(walk.resolved)
+    if not variants:
+        raise VariantError(f"no answers in {spec!r}")
+    return variants
+
+
+def _sample(tpl: Template, spec: str) -> list[dict[str, Any]]:
+    fields = spec.split(":")
+    try:
+        if len(fields) not in {2, 3}:
+            raise ValueError
+        count = int(fields[1])
+        seed = int(fields[2]) if len(fields) == 3 else 0
+    except ValueError:
+        raise VariantError(f"invalid set {spec!r}: expected sample:N or sample:N:SEED") from None
+    if count < 1:
+        raise VariantError(f"invalid set {spec!r}: N must be at least 1")
+    every = _all(tpl)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible draw, not cryptography
+    picked = sorted(rng.sample(range(len(every)), min(count, len(every))))
+    return [every[i] for i in picked]
+
+
+def select(template: Path, spec: str) -> list[dict[str, Any]]:
+    """The variants of a set: all, pairwise, presets, preset:NAME, sample:N[:SEED] or answers.
+
+    Every variant is a full answers dict as `resolve` returns it; raises `VariantError`.
+    `sample:N` with N larger than `all` returns all of `all`.
+    """
+    tpl = load_template(Path(template))
+    spec = spec.strip()
+    if spec == "all":
+        return _all(tpl)
+    if spec == "pairwise":
+        return _pairwise(tpl)
+    if spec == "presets":
+        return _unique([_preset(tpl, name) for name in PRESETS])
+    if spec.startswith("preset:"):
+        return [_preset(tpl, spec.removeprefix("preset:").strip())]
+    if spec.startswith("sample:"):
+        return _sample(tpl, spec)
+    if "=" in spec:
+        return _explicit(tpl, spec)
+    raise VariantError(f"unknown variant set {spec!r}; expected {_SET_SYNTAX}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards, ids and reproduce commands
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse `I/N` (1 <= I <= N) as given to `--shard`."""
+    index_text, sep, count_text = text.strip().partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise VariantError(f"invalid shard {text!r}: expected I/N such as 2/4") from None
+    if count < 1 or not 1 <= index <= count:
+        raise VariantError(f"invalid shard {text!r}: need 1 <= I <= N, such as 2/4")
+    return index, count
+
+
+def shard(variants: Sequence[_T], index: int, count: int) -> list[_T]:
+    """Shard `index` of `count` (1-based): every count-th variant, starting at position index."""
+    if count < 1 or not 1 <= index <= count:
+        raise VariantError(f"invalid shard {index}/{count}: need 1 <= I <= N")
+    return list(variants[index - 1 :: count])
