@@ -30,7 +30,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -47,7 +46,7 @@ from rich.text import Text
 
 from backforge.errors import UsageError
 from backforge.model import VariantError, select, variant_id
-from backforge.render import effective_ref, render, template_checkout
+from backforge.render import captured_output, effective_ref, render, template_checkout
 from backforge.servers import (
     LOOPBACK,
     ServerPool,
@@ -55,7 +54,8 @@ from backforge.servers import (
     free_port,
 )
 from backforge.source import benchmarks_dir, default_template
-from backforge.validate import StepFailed, in_project, project_python, unique_name, uv_sync
+from backforge.steps.results import StepFailed
+from backforge.steps.tools import in_project, project_python, unique_name, uv_sync
 
 __all__ = [
     "BENCHMARKS_DIR",
@@ -719,28 +719,6 @@ def run_wrk(
 # ---------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _quiet_fds() -> Iterator[Path]:
-    """Send fds 1 and 2 (Copier's and its tasks' chatter) to a file while rendering."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.NamedTemporaryFile(prefix="backforge-render-", delete=False) as sink:
-        path = Path(sink.name)
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            yield path
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            path.unlink(missing_ok=True)
-
-
 def _floor_auth(answers: Mapping[str, Any]) -> str:
     if answers.get("auth", "jwt") != "jwt":
         return "none"
@@ -807,7 +785,7 @@ class _VariantRun:
         self.root.mkdir(parents=True)
         self.run_dir.mkdir()
         self.say("rendering")
-        with _quiet_fds():
+        with captured_output():
             render(
                 self.template,
                 self.project,

@@ -32,8 +32,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from backforge.check import CheckProgress, VariantResult
 from backforge.model import yaml_flow
+from backforge.steps.results import CheckProgress, VariantResult
 
 __all__ = [
     "MAX_TABLE_ROWS",

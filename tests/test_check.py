@@ -16,6 +16,7 @@ from backforge import check, report
 from backforge.check import (
     FULL_STEPS,
     STATIC_STEPS,
+    CheckOptions,
     CheckProgress,
     FileIndex,
     VariantResult,
@@ -28,7 +29,7 @@ from backforge.check import (
 )
 from backforge.model import select
 from backforge.servers import ServerPool
-from backforge.validate import StepFailed, StepResult
+from backforge.steps.results import StepFailed, StepResult
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -355,7 +356,11 @@ def test_static_tier_passes_for_every_variant_of_the_real_template(
     variants = select(REPO, "all")
     events: list[CheckProgress] = []
     started = time.perf_counter()
-    results = run_check(str(REPO), variants, "static", 2, tmp_path / "work", events.append)
+    results = run_check(
+        str(REPO),
+        variants,
+        CheckOptions(jobs=2, work_dir=tmp_path / "work", on_progress=events.append),
+    )
     seconds = time.perf_counter() - started
     failures = {r.id: (r.failed.name, r.failed.tail) for r in results if r.failed}
     assert not failures, failures
@@ -374,7 +379,7 @@ def test_static_tier_passes_for_every_variant_of_the_real_template(
 
 def test_a_temporary_work_dir_is_removed(tmp_path: Path) -> None:
     (variant,) = select(REPO, "database=sqlite")
-    (result,) = run_check(str(REPO), [variant], "static", 1, None)
+    (result,) = run_check(str(REPO), [variant], CheckOptions(jobs=1))
     assert result.ok, result.failed
     assert result.project is None
 
@@ -382,7 +387,11 @@ def test_a_temporary_work_dir_is_removed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_full_tier_passes_for_a_sqlite_variant(tmp_path: Path, server_pool: ServerPool) -> None:
     variants = select(REPO, "database=sqlite")
-    results = run_check(str(REPO), variants, "full", 1, tmp_path / "work", pool=server_pool)
+    results = run_check(
+        str(REPO),
+        variants,
+        CheckOptions(tier="full", jobs=1, work_dir=tmp_path / "work", pool=server_pool),
+    )
     (result,) = results
     assert result.failed is None, (result.failed.name, result.failed.tail)
     assert [s.name for s in result.steps] == list(FULL_STEPS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backforge.check import VariantResult, exit_status, run_check
+from backforge.check import CheckOptions, VariantResult, exit_status, run_check
 from backforge.model import select
 from backforge.servers import ServerPool, available
 
@@ -115,7 +115,9 @@ def test_static_tier_names_the_variants_that_render_a_broken_branch(
 ) -> None:
     repo = broken_template(tmp_path, SESSION, append_in_branch(f"database == '{database}'", code))
     variants = select(repo, "all")
-    results = run_check(str(repo), variants, "static", 2, tmp_path / "work", vcs_ref="broken")
+    results = run_check(
+        str(repo), variants, CheckOptions(jobs=2, work_dir=tmp_path / "work", vcs_ref="broken")
+    )
     assert len(results) == len(variants)
     expect_only(results, database, step, needles)
 
@@ -141,6 +143,10 @@ def test_full_tier_catches_a_migration_that_drifts_in_one_branch(
     repo = broken_template(tmp_path, MIGRATION, _drift_in_mysql)
     variants = select(repo, "database=mysql,docker=false,ci=none;database=sqlite")
     results = run_check(
-        str(repo), variants, "full", 2, tmp_path / "work", vcs_ref="broken", pool=server_pool
+        str(repo),
+        variants,
+        CheckOptions(
+            tier="full", jobs=2, work_dir=tmp_path / "work", vcs_ref="broken", pool=server_pool
+        ),
     )
     expect_only(results, "mysql", "migrations", ("alembic check", "modify_type"))

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from backforge.check import VariantResult, run_check
+from backforge.check import CheckOptions, VariantResult, run_check
 from backforge.cli import app
 from backforge.model import default_answers, select, variant_id
 from backforge.servers import ServerPool
-from backforge.validate import passed_count
+from backforge.steps.tools import passed_count
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def static_results(
 ) -> dict[str, VariantResult]:
     variants = _selected(request, "test_static_tier_passes", ALL)
     work = tmp_path_factory.mktemp("static")
-    return _by_id(run_check(str(REPO), variants, "static", work_dir=work))
+    return _by_id(run_check(str(REPO), variants, CheckOptions(work_dir=work)))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,13 @@ def full_results(
 ) -> dict[str, VariantResult]:
     variants = _selected(request, "test_full_tier_passes", PAIRWISE)
     work = tmp_path_factory.mktemp("full")
-    return _by_id(run_check(str(REPO), variants, "full", jobs=2, work_dir=work, pool=server_pool))
+    return _by_id(
+        run_check(
+            str(REPO),
+            variants,
+            CheckOptions(tier="full", jobs=2, work_dir=work, pool=server_pool),
+        )
+    )
 
 
 def _failure(result: VariantResult) -> str:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from backforge import __version__
 from backforge.cli import app
 from backforge.render import UsageError, parse_data
-from backforge.validate import check_no_jinja
+from backforge.steps.static import check_no_jinja
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -310,7 +310,7 @@ def test_variants_from_a_git_url_leave_no_clone_behind(
 
 
 def test_the_repository_workflow_matches_the_github_schema() -> None:
-    from backforge.validate import tool
+    from backforge.steps.tools import tool
 
     workflow = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "check.yml"
     result = subprocess.run(

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from backforge.cli import app
 from backforge.render import render
 from backforge.servers import ServiceKind, available, serve
-from backforge.validate import uv_sync
+from backforge.steps.tools import uv_sync
 
 pytestmark = pytest.mark.slow
 

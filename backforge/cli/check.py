@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from backforge.check import Tier, exit_status, run_check
+from backforge.check import CheckOptions, Tier, exit_status, run_check
 from backforge.cli.common import SetOption, TemplateOption, VcsRefOption, console, fail, say
 from backforge.cli.variants import load_variants
 from backforge.errors import UsageError
@@ -49,9 +49,8 @@ def check(
     say(f"checking {len(selected)} variants ({set_}, {tier} tier, {jobs} jobs)")
     started = time.perf_counter()
     with progress_bar(console) as on_progress:
-        results = run_check(
-            source, selected, tier=tier, jobs=jobs, on_progress=on_progress, vcs_ref=ref
-        )
+        options = CheckOptions(tier=tier, jobs=jobs, on_progress=on_progress, vcs_ref=ref)
+        results = run_check(source, selected, options)
     print_report(results, console, seconds=time.perf_counter() - started)
     if json_file:
         write_json(json_file, results)
