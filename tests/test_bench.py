@@ -221,7 +221,7 @@ def test_an_endpoint_without_floor_requests_has_ratio_zero() -> None:
     assert EndpointResult(endpoint).ratio == 0.0
 
 
-def test_process_samples_read_proc() -> None:
+def test_process_samples_come_from_psutil() -> None:
     cpu = cpu_seconds(os.getpid())
     rss = rss_mb(os.getpid())
     assert cpu is not None and cpu > 0

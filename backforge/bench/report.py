@@ -1,0 +1,72 @@
+"""Printing a bench result: one table per variant that fits 80 columns, then the targets."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from backforge.bench.results import COLD_STARTS, BenchResult
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def print_result(result: BenchResult, console: Console) -> None:
+    """One table per variant (two rows per endpoint: the app, then the floor; it fits 80
+    columns), then the cold starts and the targets."""
+    pinning = (
+        f"server on CPU {','.join(map(str, result.app_cpus))}, "
+        f"wrk and PostgreSQL on CPU {','.join(map(str, result.load_cpus))}"
+        if result.app_cpus
+        else "no CPU pinning"
+    )
+    for variant in result.variants:
+        console.print(
+            escape(
+                f"backforge bench: {variant.variant} -- {result.connections} connections, "
+                f"{result.duration_s:g} s x {result.rounds} rounds, {pinning}"
+            ),
+            style="bold",
+        )
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+            caption="ratio: app/floor req/s; medians over rounds; CPU: µs per request",
+        )
+        table.add_column("endpoint", no_wrap=True)
+        for column in ("req/s", "ratio", "p50 ms", "p99 ms", "errors", "CPU µs", "RSS MB"):
+            table.add_column(column, justify="right")
+        for e in variant.endpoints:
+            wanted = e.endpoint.target_ratio
+            style = "" if wanted is None else ("green" if e.ratio >= wanted else "red")
+            for side, measured in (("app", e.app), ("floor", e.floor)):
+                table.add_row(
+                    f"{e.endpoint.name} {side}",
+                    f"{measured.rps:,.0f}",
+                    Text(f"{e.ratio:.2f}", style=style) if side == "app" else "",
+                    _number(measured.p50_ms, 2),
+                    _number(measured.p99_ms, 2),
+                    str(measured.errors),
+                    _number(measured.cpu_us_per_request, 0),
+                    _number(measured.rss_mb, 0),
+                    end_section=side == "floor",
+                )
+        console.print(table)
+        console.print(
+            f"cold start (launch to first /health 200, median of {COLD_STARTS}): "
+            f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s",
+            highlight=False,
+        )
+        for target in variant.targets():
+            mark = "[green]met[/]" if target.met else "[red]missed[/]"
+            detail = f" ({target.detail})" if target.detail else ""
+            console.print(f"  {mark}  {escape(target.name + detail)}", highlight=False)
+        for note in variant.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    for line in result.skipped:
+        console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False)

@@ -1,0 +1,238 @@
+"""What `backforge bench` measures: endpoints, rounds, per-server results, targets, and the
+`--json` document (a leaf of the bench package)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backforge.bench.wrk import WrkStats
+
+COLD_STARTS = 3
+"""Launches timed per server; the median is reported (the first, unmeasured, warms the caches)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One benchmarked request: `path` may name `{item_id}` (a seeded item)."""
+
+    name: str
+    method: str
+    path: str
+    authenticated: bool = True
+    script: str | None = None
+    target_ratio: float | None = None
+    """The app/floor requests-per-second ratio the app should reach (the performance targets)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("health", "GET", "/health", authenticated=False, target_ratio=0.6),
+    Endpoint("get_item", "GET", "/api/v1/items/{item_id}", target_ratio=0.5),
+    Endpoint("list_items", "GET", "/api/v1/items?limit=20", target_ratio=0.5),
+    Endpoint("create_item", "POST", "/api/v1/items", script="post_item.lua"),
+)
+
+P99_OVER_P50_MAX = 4.0
+RSS_MAX_MB = 150.0
+COLD_START_MAX_S = 1.5
+
+
+@dataclass(frozen=True)
+class Target:
+    """One performance target, checked against a variant's results."""
+
+    name: str
+    met: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "met": self.met, "detail": self.detail}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    """One wrk run against one server, and the server's CPU time per request during it."""
+
+    stats: WrkStats
+    cpu_us_per_request: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.stats.to_dict(), "cpu_us_per_request": self.cpu_us_per_request}
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else 0.0
+
+
+@dataclass
+class SideResult:
+    """One server's rounds on one endpoint (medians over rounds; errors and requests summed)."""
+
+    rounds: list[Round] = field(default_factory=list)
+    rss_mb: float | None = None
+
+    @property
+    def requests(self) -> int:
+        return sum(r.stats.requests for r in self.rounds)
+
+    @property
+    def rps(self) -> float:
+        return median([r.stats.rps for r in self.rounds])
+
+    @property
+    def p50_ms(self) -> float:
+        return median([r.stats.p50_ms for r in self.rounds])
+
+    @property
+    def p99_ms(self) -> float:
+        return median([r.stats.p99_ms for r in self.rounds])
+
+    @property
+    def errors(self) -> int:
+        return sum(r.stats.errors for r in self.rounds)
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        values = [r.cpu_us_per_request for r in self.rounds if r.cpu_us_per_request is not None]
+        return median(values) if values else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rps_median": self.rps,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "errors": self.errors,
+            "requests": self.requests,
+            "cpu_us_per_request": self.cpu_us_per_request,
+            "rss_mb": self.rss_mb,
+            "rounds": [r.to_dict() for r in self.rounds],
+        }
+
+
+@dataclass
+class EndpointResult:
+    endpoint: Endpoint
+    app: SideResult = field(default_factory=SideResult)
+    floor: SideResult = field(default_factory=SideResult)
+
+    @property
+    def ratio(self) -> float:
+        """app/floor median requests per second."""
+        return self.app.rps / self.floor.rps if self.floor.rps else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.endpoint.name,
+            "method": self.endpoint.method,
+            "path": self.endpoint.path,
+            "ratio": self.ratio,
+            "target_ratio": self.endpoint.target_ratio,
+            "app": self.app.to_dict(),
+            "floor": self.floor.to_dict(),
+        }
+
+
+@dataclass
+class VariantBench:
+    """The results of one variant."""
+
+    variant: str
+    answers: dict[str, Any]
+    endpoints: list[EndpointResult] = field(default_factory=list)
+    app_cold_start_s: float = 0.0
+    floor_cold_start_s: float = 0.0
+    app_rss_mb: float | None = None
+    floor_rss_mb: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def targets(self) -> list[Target]:
+        """The performance targets: ratios, zero errors, p99 <= 4 x p50, RSS, cold start."""
+        checks: list[Target] = []
+        for result in self.endpoints:
+            wanted = result.endpoint.target_ratio
+            if wanted is not None:
+                checks.append(
+                    Target(
+                        f"{result.endpoint.name}: app/floor >= {wanted}",
+                        result.ratio >= wanted,
+                        f"{result.ratio:.2f}",
+                    )
+                )
+        errors = sum(result.app.errors for result in self.endpoints)
+        checks.append(Target("zero errors (app)", errors == 0, str(errors)))
+        spread = [
+            f"{r.endpoint.name} {r.app.p99_ms / r.app.p50_ms:.1f}x"
+            for r in self.endpoints
+            if r.app.p50_ms and r.app.p99_ms > P99_OVER_P50_MAX * r.app.p50_ms
+        ]
+        checks.append(
+            Target(f"p99 <= {P99_OVER_P50_MAX:g} x p50 (app)", not spread, ", ".join(spread))
+        )
+        rss = self.app_rss_mb or 0.0
+        checks.append(Target(f"RSS after load < {RSS_MAX_MB:g} MB", rss < RSS_MAX_MB, f"{rss:.0f}"))
+        checks.append(
+            Target(
+                f"cold start < {COLD_START_MAX_S:g} s",
+                self.app_cold_start_s < COLD_START_MAX_S,
+                f"{self.app_cold_start_s:.2f}",
+            )
+        )
+        return checks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "answers": self.answers,
+            "cold_start_s": {"app": self.app_cold_start_s, "floor": self.floor_cold_start_s},
+            "rss_after_load_mb": {"app": self.app_rss_mb, "floor": self.floor_rss_mb},
+            "endpoints": [e.to_dict() for e in self.endpoints],
+            "targets": [t.to_dict() for t in self.targets()],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class BenchResult:
+    """Everything `backforge bench` measured; `to_dict()` is its `--json` document."""
+
+    duration_s: float
+    connections: int
+    rounds: int
+    threads: int
+    app_cpus: list[int]
+    load_cpus: list[int]
+    variants: list[VariantBench] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Variants left out of the set, with the reason."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": {
+                "duration_s": self.duration_s,
+                "connections": self.connections,
+                "rounds": self.rounds,
+                "wrk_threads": self.threads,
+                "server_cpus": self.app_cpus,
+                "wrk_cpus": self.load_cpus,
+                "database_cpus": self.load_cpus,
+                "cpu_count": os.cpu_count(),
+            },
+            "variants": [v.to_dict() for v in self.variants],
+            "skipped": self.skipped,
+        }
+
+
+def write_json(result: BenchResult, path: Path) -> None:
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,476 @@
+"""One `backforge bench` run: render, install, migrate, seed, and measure each variant against
+the floor app."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backforge.bench.processes import (
+    BenchError,
+    CpuLayout,
+    UvicornServer,
+    cpu_seconds,
+    pinned,
+    rss_mb,
+)
+from backforge.bench.results import (
+    COLD_STARTS,
+    ENDPOINTS,
+    BenchResult,
+    Endpoint,
+    EndpointResult,
+    Round,
+    VariantBench,
+    median,
+)
+from backforge.bench.wrk import find_wrk, run_wrk
+from backforge.errors import UsageError
+from backforge.model import VariantError, select, variant_id
+from backforge.render import captured_output, effective_ref, render, template_checkout
+from backforge.servers import (
+    LOOPBACK,
+    ServerPool,
+    ServiceError,
+)
+from backforge.source import benchmarks_dir, default_template
+from backforge.steps.results import StepFailed
+from backforge.steps.tools import in_project, project_python, unique_name, uv_sync
+
+DEFAULT_SET = "database=postgresql,auth=jwt"
+DEFAULT_DURATION = 10.0
+DEFAULT_CONNECTIONS = 64
+DEFAULT_ROUNDS = 3
+BENCHMARKS_DIR = benchmarks_dir()
+SEED_ITEMS = 1000
+
+BENCH_EMAIL = "bench@example.com"
+BENCH_PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - a throwaway account on loopback
+
+ProgressCallback = Callable[[str], None]
+
+
+def _request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    form: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, Any]:
+    parsed = urllib.parse.urlsplit(base_url)
+    connection = http.client.HTTPConnection(parsed.hostname or LOOPBACK, parsed.port, timeout=30)
+    all_headers = dict(headers or {})
+    body: bytes | None = None
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        all_headers["Content-Type"] = "application/json"
+    elif form is not None:
+        body = urllib.parse.urlencode(form).encode()
+        all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        connection.request(method, path, body=body, headers=all_headers)
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(raw) if raw else None
+    except ValueError:
+        return response.status, raw.decode(errors="replace")
+
+
+def _floor_auth(answers: Mapping[str, Any]) -> str:
+    if answers.get("auth", "jwt") != "jwt":
+        return "none"
+    return "tenant" if answers.get("multi_tenant") else "jwt"
+
+
+_REDIS_FEATURES = {"cache", "websockets", "jobs", "rate_limit"}
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class _Seed:
+    headers: dict[str, str]
+    item_id: str
+
+
+class _VariantRun:
+    """Render, install, migrate, seed and measure one variant."""
+
+    def __init__(
+        self,
+        template: str,
+        answers: dict[str, Any],
+        root: Path,
+        pool: ServerPool,
+        *,
+        wrk: str,
+        layout: CpuLayout,
+        duration: float,
+        warmup: float,
+        connections: int,
+        rounds: int,
+        threads: int,
+        uv_cache: Path | None,
+        progress: ProgressCallback,
+        vcs_ref: str | None = None,
+    ) -> None:
+        self.template = template
+        self.vcs_ref = vcs_ref
+        self.answers = answers
+        self.vid = variant_id(answers)
+        self.root = root / self.vid
+        self.project = self.root / "project"
+        self.run_dir = self.root / "run"
+        self.pool = pool
+        self.wrk = wrk
+        self.layout = layout
+        self.duration = duration
+        self.warmup = warmup
+        self.connections = connections
+        self.rounds = rounds
+        self.threads = threads
+        self.uv_cache = uv_cache
+        self.progress = progress
+        self.auth = _floor_auth(answers)
+
+    def say(self, message: str) -> None:
+        self.progress(f"[{self.vid}] {message}")
+
+    def run(self) -> VariantBench:
+        self.root.mkdir(parents=True)
+        self.run_dir.mkdir()
+        self.say("rendering")
+        with captured_output():
+            render(
+                self.template,
+                self.project,
+                self.answers,
+                vcs_ref=effective_ref(self.template, self.vcs_ref),
+                defaults=True,
+                quiet=True,
+            )
+        self.say("installing (uv sync)")
+        _step(lambda: uv_sync(self.project, self.uv_cache))
+        self.say("starting PostgreSQL")
+        database = self.pool.get("postgresql")
+        name = unique_name("bench")
+        url = database.create_database(name)
+        try:
+            # The database shares wrk's cores, so that the server under test owns its core.
+            with pinned(database.pid, self.layout.load):
+                return self._run_on(url, lambda sql: database.execute(sql, name))
+        finally:
+            with contextlib.suppress(ServiceError, OSError):
+                database.drop_database(name)
+
+    def _env(self, url: str) -> dict[str, str]:
+        # Not PYTHONDONTWRITEBYTECODE: the timed launches read the bytecode of the first one.
+        unwanted = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONHOME"}
+        env = {k: v for k, v in os.environ.items() if k not in unwanted}
+        env["ACCESS_TOKEN_EXPIRE_MINUTES"] = "600"  # noqa: S105 - outlives the longest run
+        env.update(
+            DATABASE_URL=url,
+            SECRET_KEY=secrets.token_urlsafe(48),
+            ENVIRONMENT="production",
+            LOG_LEVEL="WARNING",
+            LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",
+            # Bytecode goes to the run folder (not the checkout's benchmarks/): both servers
+            # write theirs on an unmeasured first launch and read it on the timed ones.
+            PYTHONPYCACHEPREFIX=str(self.run_dir / "pycache"),
+        )
+        if _REDIS_FEATURES & set(self.answers.get("features") or []):
+            env["REDIS_URL"] = self.pool.get("redis").create_database(unique_name("bench"))
+        return env
+
+    def _run_on(self, url: str, sql: Callable[[str], str]) -> VariantBench:
+        self.say("migrating (alembic upgrade head)")
+        _step(
+            lambda: in_project(
+                self.project,
+                "alembic",
+                "upgrade",
+                "head",
+                env={"DATABASE_URL": url, "ENVIRONMENT": "test"},
+            )
+        )
+        env = self._env(url)
+        python = project_python(self.project)
+        app = UvicornServer(
+            "app", python, "app.main:app", self.project, env, self.run_dir, self.layout.server
+        )
+        floor_env = {**env, "FLOOR_AUTH": self.auth}
+        floor = UvicornServer(
+            "floor",
+            python,
+            "floor:app",
+            BENCHMARKS_DIR,
+            floor_env,
+            self.run_dir,
+            self.layout.server,
+        )
+        try:
+            self.say("seeding (1 user, 1,000 items)")
+            app.start()
+            seed = self._seed(app, sql)
+            self.say("timing cold starts")
+            result = VariantBench(self.vid, self.answers)
+            result.app_cold_start_s = self._cold_start(app)
+            result.floor_cold_start_s = self._cold_start(floor)
+            result.notes = self._compare(app, floor, seed)
+            for endpoint in ENDPOINTS:
+                result.endpoints.append(self._measure(endpoint, app, floor, seed))
+            result.app_rss_mb = rss_mb(app.pid)
+            result.floor_rss_mb = rss_mb(floor.pid)
+            return result
+        finally:
+            app.stop()
+            floor.stop()
+
+    def _cold_start(self, server: UvicornServer) -> float:
+        """Median of COLD_STARTS timed launches, after one that warms the bytecode caches."""
+        server.start()
+        return median([server.start() for _ in range(COLD_STARTS)])
+
+    def _seed(self, app: UvicornServer, sql: Callable[[str], str]) -> _Seed:
+        headers: dict[str, str] = {}
+        if self.auth != "none":
+            status, body = _request(
+                app.url,
+                "POST",
+                "/api/v1/auth/register",
+                json_body={"email": BENCH_EMAIL, "password": BENCH_PASSWORD},
+            )
+            if status != 201:
+                raise BenchError(f"registering the bench user answered {status}: {body}")
+            status, body = _request(
+                app.url,
+                "POST",
+                "/api/v1/auth/token",
+                form={"username": BENCH_EMAIL, "password": BENCH_PASSWORD},
+            )
+            if status != 200 or not isinstance(body, dict) or "access_token" not in body:
+                raise BenchError(f"logging in answered {status}: {body}")
+            headers["Authorization"] = f"Bearer {body['access_token']}"
+        columns = ["id", "name", "description", "created_at", "updated_at"]
+        values = [
+            "gen_random_uuid()",
+            "'item ' || i",
+            "'seeded by backforge bench, number ' || i",
+            "now() - i * interval '1 second'",
+            "now() - i * interval '1 second'",
+        ]
+        if self.auth != "none":
+            query = f"SELECT id FROM users WHERE email = {_sql_literal(BENCH_EMAIL)}"  # noqa: S608
+            user_id = sql(query)
+            columns.append("owner_id")
+            values.append(_sql_literal(user_id.strip()) + "::uuid")
+        if self.auth == "tenant":
+            status, body = _request(
+                app.url,
+                "POST",
+                "/api/v1/organizations",
+                json_body={"name": "Bench"},
+                headers=headers,
+            )
+            if status != 201 or not isinstance(body, dict) or "id" not in body:
+                raise BenchError(f"creating the bench organization answered {status}: {body}")
+            headers["X-Organization-ID"] = str(body["id"])
+            columns.append("organization_id")
+            values.append(_sql_literal(str(body["id"])) + "::uuid")
+        sql(
+            f"INSERT INTO items ({', '.join(columns)}) "  # noqa: S608 - our own constants
+            f"SELECT {', '.join(values)} FROM generate_series(1, {SEED_ITEMS}) AS i;"
+            "ANALYZE;"
+        )
+        item_id = sql("SELECT id FROM items ORDER BY created_at DESC LIMIT 1 OFFSET 500").strip()
+        return _Seed(headers=headers, item_id=item_id)
+
+    def _compare(self, app: UvicornServer, floor: UvicornServer, seed: _Seed) -> list[str]:
+        """Both servers answer every endpoint before any load; return where their JSON differs
+        (the keys of the document and of its items: the floor should then be brought in line).
+        """
+        notes: list[str] = []
+        for endpoint in ENDPOINTS:
+            path = endpoint.path.format(item_id=seed.item_id)
+            headers = seed.headers if endpoint.authenticated else {}
+            body = {"name": "check", "description": "x"} if endpoint.method == "POST" else None
+            answers = []
+            for server in (app, floor):
+                status, data = _request(
+                    server.url, endpoint.method, path, json_body=body, headers=headers
+                )
+                if status >= 300:
+                    raise BenchError(
+                        f"{server.name}: {endpoint.label} answered {status} before the load: "
+                        f"{data}\n{server.log_tail()}"
+                    )
+                answers.append((status, _shape(data)))
+            if answers[0] != answers[1]:
+                notes.append(
+                    f"{endpoint.label}: the floor's answer differs from the app's: "
+                    f"app {answers[0]}, floor {answers[1]}"
+                )
+        return notes
+
+    def _wrk(self, server: UvicornServer, endpoint: Endpoint, seed: _Seed, seconds: float) -> Round:
+        path = endpoint.path.format(item_id=seed.item_id)
+        script = BENCHMARKS_DIR / endpoint.script if endpoint.script else None
+        before = cpu_seconds(server.pid)
+        stats = run_wrk(
+            self.wrk,
+            server.url + path,
+            seconds=seconds,
+            connections=self.connections,
+            threads=self.threads,
+            cpus=self.layout.load,
+            headers=seed.headers if endpoint.authenticated else {},
+            script=script,
+        )
+        after = cpu_seconds(server.pid)
+        if not server.alive():
+            raise BenchError(f"the {server.name} server died under load:\n{server.log_tail()}")
+        cpu = None
+        if before is not None and after is not None and stats.requests:
+            cpu = (after - before) * 1e6 / stats.requests
+        return Round(stats, cpu)
+
+    def _measure(
+        self, endpoint: Endpoint, app: UvicornServer, floor: UvicornServer, seed: _Seed
+    ) -> EndpointResult:
+        result = EndpointResult(endpoint)
+        sides = ((app, result.app), (floor, result.floor))
+        self.say(f"{endpoint.label}: warming up")
+        for server, _ in sides:
+            self._wrk(server, endpoint, seed, self.warmup)
+        for number in range(1, self.rounds + 1):
+            for server, side in sides:
+                self.say(f"{endpoint.label}: round {number}/{self.rounds}, {server.name}")
+                side.rounds.append(self._wrk(server, endpoint, seed, self.duration))
+        for server, side in sides:
+            side.rss_mb = rss_mb(server.pid)
+        return result
+
+
+def _shape(data: Any) -> Any:
+    """The keys of a JSON answer, and of the first element of its `items` list."""
+    if not isinstance(data, dict):
+        return type(data).__name__
+    shape: dict[str, Any] = {key: None for key in sorted(data)}
+    items = data.get("items")
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        shape["items"] = sorted(items[0])
+    return shape
+
+
+def _step(action: Callable[[], str]) -> str:
+    try:
+        return action()
+    except StepFailed as exc:
+        raise BenchError(exc.output.strip()[-4000:]) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def run_bench(
+    template: str | None = None,
+    spec: str = DEFAULT_SET,
+    *,
+    duration: float = DEFAULT_DURATION,
+    connections: int = DEFAULT_CONNECTIONS,
+    rounds: int = DEFAULT_ROUNDS,
+    warmup: float | None = None,
+    uv_cache: Path | None = None,
+    pool: ServerPool | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> BenchResult:
+    """Benchmark every PostgreSQL variant of `spec` (a `--set` SET) against the floor.
+
+    - `duration`: seconds of each measured wrk run (wrk counts whole seconds, at least 1);
+    - `connections`: concurrent connections kept open by wrk;
+    - `rounds`: measured runs per server and endpoint, interleaved app, floor, app, floor ...;
+    - `warmup`: seconds of the unmeasured run before each endpoint (default min(duration, 3));
+    - `uv_cache`: uv's cache for `uv sync` (default: $UV_CACHE_DIR, else uv's own);
+    - `pool`: the servers to use (default: a PostgreSQL started for the run, stopped after).
+
+    Raises WrkNotFound (a UsageError) when wrk is missing, UsageError for a bad set or argument,
+    ServiceUnavailable when PostgreSQL is not installed, BenchError when a step fails.
+    """
+    wrk = find_wrk()
+    if duration <= 0 or connections < 1 or rounds < 1:
+        raise UsageError("--duration must be positive, --connections and rounds at least 1")
+    if not BENCHMARKS_DIR.joinpath("floor.py").is_file():
+        raise UsageError(f"the floor app is missing: {BENCHMARKS_DIR / 'floor.py'}")
+    source, ref = (template, None) if template else default_template()
+    try:
+        with template_checkout(source, ref) as folder:
+            variants = select(folder, spec)
+    except VariantError as exc:
+        raise UsageError(str(exc)) from exc
+    chosen = [answers for answers in variants if answers.get("database") == "postgresql"]
+    skipped = [
+        f"{variant_id(answers)}: database={answers.get('database')} (the floor uses PostgreSQL)"
+        for answers in variants
+        if answers.get("database") != "postgresql"
+    ]
+    if not chosen:
+        raise UsageError(
+            f"no variant of {spec!r} uses database=postgresql, which bench needs "
+            "(the floor app runs on asyncpg); try --set database=postgresql,auth=jwt"
+        )
+    if uv_cache is None and os.environ.get("UV_CACHE_DIR"):
+        uv_cache = Path(os.environ["UV_CACHE_DIR"])
+    layout = CpuLayout.detect()
+    threads = max(1, min(2, len(layout.load) or 1, connections))
+    progress = on_progress or (lambda message: None)
+    result = BenchResult(
+        duration_s=float(max(1, round(duration))),
+        connections=connections,
+        rounds=rounds,
+        threads=threads,
+        app_cpus=layout.server,
+        load_cpus=layout.load,
+        skipped=skipped,
+    )
+    warm = warmup if warmup is not None else min(duration, 3.0)
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backforge-bench-")))
+        servers = pool if pool is not None else stack.enter_context(ServerPool())
+        for answers in chosen:
+            run = _VariantRun(
+                source,
+                answers,
+                root,
+                servers,
+                wrk=wrk,
+                layout=layout,
+                duration=duration,
+                warmup=warm,
+                connections=connections,
+                rounds=rounds,
+                threads=threads,
+                uv_cache=uv_cache,
+                progress=progress,
+                vcs_ref=ref,
+            )
+            result.variants.append(run.run())
+    return result
