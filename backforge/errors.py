@@ -14,8 +14,7 @@ class CommandError(RuntimeError):
         self.command = command
         self.returncode = returncode
         self.output = output
-        tail = "\n".join(output.strip().splitlines()[-20:])
-        super().__init__(f"`{' '.join(command)}` exited {returncode}:\n{tail}")
+        super().__init__(f"`{' '.join(command)}` exited {returncode}:\n{tail_lines(output, 20)}")
 
 
 def tail_lines(text: str, lines: int) -> str:

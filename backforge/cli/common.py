@@ -6,7 +6,6 @@ or `rich.markup.escape`, so that `[...]` in it prints as typed and never breaks 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Final
 
 import typer
@@ -16,7 +15,6 @@ from rich.markup import escape
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
-EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 
@@ -51,9 +49,6 @@ SetOption = Annotated[
         help="all | pairwise | presets | preset:NAME | sample:N[:SEED] | answers such as "
         "'database=mysql,auth=jwt'",
     ),
-]
-JsonFileOption = Annotated[
-    Path | None, typer.Option("--json", help="Write the results to FILE as JSON.")
 ]
 
 

@@ -5,7 +5,7 @@ servers. This module starts them. Each server lives in its own temporary directo
 free port of 127.0.0.1 only, trades durability for speed (no fsync), and is torn down -- process
 group killed, directory removed -- when its context exits, even on failure::
 
-    with postgresql_server() as pg:
+    with serve("postgresql") as pg:
         url = pg.create_database("app_test")  # postgresql://backforge:secret@127.0.0.1:PORT/...
 
     with ServerPool() as pool:  # one server per kind, started on first use, stopped at exit
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -65,9 +65,6 @@ __all__ = [
     "available",
     "find_binary",
     "free_port",
-    "mysql_server",
-    "postgresql_server",
-    "redis_server",
     "serve",
     "start_server",
 ]
@@ -204,25 +201,6 @@ def serve(
         yield server
     finally:
         server.close()
-
-
-def postgresql_server(
-    *, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD, timeout: float = START_TIMEOUT
-) -> AbstractContextManager[Server]:
-    """A throwaway PostgreSQL server (run as `nobody` when we are root)."""
-    return serve("postgresql", user=user, password=password, timeout=timeout)
-
-
-def mysql_server(
-    *, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD, timeout: float = START_TIMEOUT
-) -> AbstractContextManager[Server]:
-    """A throwaway MariaDB (or MySQL) server; `user` gets every privilege, with grant option."""
-    return serve("mysql", user=user, password=password, timeout=timeout)
-
-
-def redis_server(*, timeout: float = START_TIMEOUT) -> AbstractContextManager[Server]:
-    """A throwaway Redis server without persistence except across stop()/start()."""
-    return serve("redis", timeout=timeout)
 
 
 class ServerPool:

@@ -1,5 +1,5 @@
-"""What a check produces: step results, variant results, progress (a leaf: imports nothing
-of backforge).
+"""What a check produces: step results, variant results, progress (a leaf: it imports only
+backforge.errors).
 
 A variant's steps run in order; after its first failure the rest are recorded as skipped, so a
 report always names the step that broke.
@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
+
+from backforge.errors import tail_lines
 
 Status = Literal["passed", "failed", "skipped"]
 Tier = Literal["static", "full"]
@@ -32,7 +34,7 @@ FULL_STEPS: Final = (
 
 
 def tail_of(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
+    return tail_lines(text, lines)
 
 
 @dataclass
