@@ -34,6 +34,7 @@ from backforge.bench.results import (
     median,
 )
 from backforge.bench.wrk import find_wrk, run_wrk
+from backforge.databases import database_of
 from backforge.errors import UsageError
 from backforge.model import VariantError, select, variant_id
 from backforge.render import captured_output, effective_ref, render, template_checkout
@@ -168,7 +169,10 @@ class _VariantRun:
         self.say("installing (uv sync)")
         _step(lambda: uv_sync(self.project, self.uv_cache))
         self.say("starting PostgreSQL")
-        database = self.pool.get("postgresql")
+        server = database_of(self.answers).server
+        if server is None:
+            raise BenchError(f"{self.vid}: bench needs a database server")
+        database = self.pool.get(server)
         name = unique_name("bench")
         url = database.create_database(name)
         try:
@@ -426,11 +430,11 @@ def run_bench(
             variants = select(folder, spec)
     except VariantError as exc:
         raise UsageError(str(exc)) from exc
-    chosen = [answers for answers in variants if answers.get("database") == "postgresql"]
+    chosen = [answers for answers in variants if database_of(answers).benchmarked]
     skipped = [
         f"{variant_id(answers)}: database={answers.get('database')} (the floor uses PostgreSQL)"
         for answers in variants
-        if answers.get("database") != "postgresql"
+        if not database_of(answers).benchmarked
     ]
     if not chosen:
         raise UsageError(
