@@ -13,15 +13,18 @@ Projects are rendered at 0.1.0, changed the way users change them, committed, an
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import copier
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -37,6 +40,7 @@ from backforge.update import (
 from backforge.variants import load_questions
 
 MAIN = Path(__file__).resolve().parents[1]
+REFUSE_HOOK = MAIN / "hooks" / "refuse_answer_changes.py"
 OLD, NEW = "0.1.0", "0.2.0"
 
 NEW_DOCSTRING = '"""Health checks: liveness (/health, no I/O) and readiness (/ready)."""'
@@ -504,10 +508,44 @@ def test_cli_refuses_a_database_change_with_exit_2(project: Path) -> None:
     ],
 )
 def test_refused_answer_changes_names_each_refused_answer(
-    before: dict[str, Any], data: dict[str, Any], refused: list[str]
+    before: dict[str, Any],
+    data: dict[str, Any],
+    refused: list[str],
+    tmp_path: Path,
 ) -> None:
     messages = refused_answer_changes(before, data)
     assert [message.split(":", 1)[0] for message in messages] == refused
+    # The Copier migration that protects plain `copier update` users refuses the same answers.
+    answers_file = tmp_path / ANSWERS_FILE
+    answers_file.write_text(yaml.safe_dump(before), encoding="utf-8")
+    hook = subprocess.run(
+        [sys.executable, str(REFUSE_HOOK), str(answers_file), json.dumps(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = hook.stderr.splitlines()
+    named = [line.removeprefix("refused: ").split(":", 1)[0] for line in lines[:-1]]
+    assert (hook.returncode, named) == ((1, refused) if refused else (0, [])), hook.stderr
+
+
+def test_plain_copier_update_refuses_a_database_change_before_writing(
+    project: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(project)
+    with pytest.raises(copier.errors.TaskError):
+        copier.run_update(
+            str(project),
+            data={"database": "postgresql"},
+            defaults=True,
+            overwrite=True,
+            unsafe=True,
+            vcs_ref=NEW,
+            quiet=True,
+        )
+    refusal = "refused: database: cannot change from 'sqlite' to 'postgresql'"
+    assert refusal in capfd.readouterr().err
+    assert snapshot(project) == before
 
 
 def test_an_unknown_revision_is_refused(project: Path) -> None:
