@@ -54,6 +54,9 @@ __all__ = [
 ANSWERS_FILE: Final = ".copier-answers.yml"
 """Where the rendered project records its answers and template (`_src_path`, `_commit`)."""
 
+MIGRATIONS: Final = "migrations/versions"
+"""The rendered project's Alembic revisions: an update adds files here, never changes one."""
+
 ConflictMode = Literal["rej", "inline"]
 """How Copier leaves a hunk that does not apply: `.rej` files beside the file, or markers in it."""
 
@@ -166,6 +169,8 @@ class UpdateResult:
         steps.append("git diff                 # review what the update changed")
         if not self.installed:
             steps.append("uv lock && uv sync       # re-lock and install")
+        if any(path.startswith(f"{MIGRATIONS}/") for path in self.changed):
+            steps.append("uv run alembic upgrade heads   # apply the template's new revisions")
         steps.append("uv run pytest")
         steps.append(f'git add -A && git commit -m "Update to template {self.to_version}"')
         return steps
