@@ -3,8 +3,11 @@
 The flow:
 
 1. Refuse (UsageError, nothing changed) when DEST is not a git repository, has no
-   `.copier-answers.yml` recording the template it came from, or its tree is dirty (staged,
-   modified, deleted, untracked or unmerged files; ignored files such as `.env` do not count).
+   `.copier-answers.yml` recording the template it came from, its tree is dirty (staged,
+   modified, deleted, untracked or unmerged files; ignored files such as `.env` do not count),
+   or `data` changes an answer that cannot change safely once the database has been migrated:
+   `database`, or switching a capability off (`auth` jwt -> none, `multi_tenant` true -> false).
+   Switching a capability on is fine: it brings its own migration revisions.
 2. `copier.run_update`: trusted, overwrite, the stored answers plus any `data` changes (an answer
    to a question the project has never answered, such as a feature added by a newer template
    version, is accepted). Invalid answers, an unknown `data` key or any Copier failure put the
@@ -44,11 +47,15 @@ __all__ = [
     "dirty_files",
     "edited_removals",
     "find_conflicts",
+    "refused_answer_changes",
     "update_project",
 ]
 
 ANSWERS_FILE: Final = ".copier-answers.yml"
 """Where the rendered project records its answers and template (`_src_path`, `_commit`)."""
+
+MIGRATIONS: Final = "migrations/versions"
+"""The rendered project's Alembic revisions: an update adds files here, never changes one."""
 
 ConflictMode = Literal["rej", "inline"]
 """How Copier leaves a hunk that does not apply: `.rej` files beside the file, or markers in it."""
@@ -162,6 +169,8 @@ class UpdateResult:
         steps.append("git diff                 # review what the update changed")
         if not self.installed:
             steps.append("uv lock && uv sync       # re-lock and install")
+        if any(path.startswith(f"{MIGRATIONS}/") for path in self.changed):
+            steps.append("uv run alembic upgrade heads   # apply the template's new revisions")
         steps.append("uv run pytest")
         steps.append(f'git add -A && git commit -m "Update to template {self.to_version}"')
         return steps
@@ -308,6 +317,69 @@ def _check_clean(dest: Path) -> None:
         raise UsageError(
             f"{dest} has uncommitted changes; commit or stash them first "
             f"(git stash --include-untracked), then update:\n  {shown}{more}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers that cannot change in an update
+# ---------------------------------------------------------------------------------------------
+
+FIXED_ANSWERS: Final[Mapping[str, str]] = {
+    "database": (
+        "the project's migrations have been applied to that database, its data lives there, and "
+        "the driver and column types follow it; render a new project for the other database and "
+        "move the data and your code over"
+    ),
+}
+"""Answers an update never changes, and why."""
+
+CAPABILITIES: Final[Mapping[str, tuple[object, str]]] = {
+    "auth": ("jwt", "users, refresh tokens and the items' owner column"),
+    "multi_tenant": (True, "organizations, memberships, invitations, API keys and items' tenant"),
+}
+"""Answers that switch a capability on (the value that does), and the schema it brings. An
+update may switch one on (its migration revisions come with it) but never off: its tables and
+columns are in the database, and the applied revisions that made them would be deleted."""
+
+_TRUE_WORDS: Final = frozenset({"true", "yes", "y", "on", "1"})
+
+
+def _as_answer(value: object, like: object) -> object:
+    """`value` as Copier would read it for a question whose values look like `like`."""
+    if isinstance(like, bool):
+        if isinstance(value, str):
+            return value.strip().lower() in _TRUE_WORDS
+        return bool(value)
+    return value
+
+
+def refused_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
+    """One message per answer in `data` that an update must not change, given the answers
+    file's `before`; empty when the changes are safe."""
+    refused: list[str] = []
+    for name, why in FIXED_ANSWERS.items():
+        if name in data and name in before and data[name] != before[name]:
+            refused.append(
+                f"{name}: cannot change from {before[name]!r} to {data[name]!r} in an update: {why}"
+            )
+    for name, (on, brings) in CAPABILITIES.items():
+        if name not in data or _as_answer(before.get(name), on) != on:
+            continue
+        if _as_answer(data[name], on) != on:
+            refused.append(
+                f"{name}: cannot switch off ({before[name]!r} to {data[name]!r}) in an update: "
+                f"the database holds its {brings}, made by migration revisions that the update "
+                "would delete; keep it on"
+            )
+    return refused
+
+
+def _check_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    refused = refused_answer_changes(before, data)
+    if refused:
+        raise UsageError(
+            "refused before changing anything: an update can switch capabilities on, but never "
+            "changes the database or switches a capability off:\n  " + "\n  ".join(refused)
         )
 
 
@@ -482,13 +554,15 @@ def update_project(
 
     `data` changes or adds answers (values as Copier takes them, e.g. from `parse_data`).
     Raises UsageError, with the project unchanged, when `dest` is not a clean git repository
-    rendered by Copier, when an answer is invalid or unknown, or when Copier fails.
+    rendered by Copier, when `data` changes `database` or switches a capability off (see
+    `refused_answer_changes`), when an answer is invalid or unknown, or when Copier fails.
     Returns an `UpdateResult` listing every conflict; nothing is committed.
     """
     dest = Path(dest).resolve()
     answers = dict(data or {})
     _check_repository(dest)
     before = _read_answers(dest)
+    _check_answer_changes(before, answers)
     _check_source(dest, before)
     _check_clean(dest)
     known_rejects = _ignored_rejects(dest)

@@ -13,15 +13,18 @@ Projects are rendered at 0.1.0, changed the way users change them, committed, an
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import copier
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -29,9 +32,15 @@ from typer.testing import CliRunner
 from backforge.cli import app as cli_app
 from backforge.model import load_questions
 from backforge.render import UsageError, render
-from backforge.update import ANSWERS_FILE, UpdateResult, update_project
+from backforge.update import (
+    ANSWERS_FILE,
+    UpdateResult,
+    refused_answer_changes,
+    update_project,
+)
 
 MAIN = Path(__file__).resolve().parents[1]
+REFUSE_HOOK = MAIN / "hooks" / "refuse_answer_changes.py"
 OLD, NEW = "0.1.0", "0.2.0"
 
 NEW_DOCSTRING = '"""Health checks: liveness (/health, no I/O) and readiness (/ready)."""'
@@ -433,7 +442,7 @@ def snapshot_files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"database": "oracle"}, "'oracle' is not in"),
+        ({"ci": "jenkins"}, "'jenkins' is not in"),
         ({"project_slug": "Bad Slug"}, "project_slug must match"),
         ({"dockr": False}, "unknown question.*dockr"),
     ],
@@ -446,6 +455,97 @@ def test_invalid_answers_are_refused_and_the_project_is_unchanged(
         update(project, data=data)
     assert snapshot(project) == before
     assert git(project, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("start", "data", "named"),
+    [
+        pytest.param({}, {"database": "postgresql"}, "database", id="database"),
+        pytest.param({}, {"auth": "none"}, "auth", id="auth-off"),
+        pytest.param({"multi_tenant": True}, {"multi_tenant": False}, "multi_tenant", id="mt-off"),
+        pytest.param({"multi_tenant": True}, {"auth": "none"}, "auth", id="auth-off-with-mt"),
+    ],
+)
+def test_answers_that_cannot_change_are_refused_before_anything_is_written(
+    repo: TemplateRepo,
+    tmp_path: Path,
+    start: dict[str, Any],
+    data: dict[str, Any],
+    named: str,
+) -> None:
+    project = render_at(repo, tmp_path / "shop", OLD, start)
+    before = snapshot(project)
+    with pytest.raises(UsageError, match=rf"(?m)^  {named}: cannot (change|switch off)") as caught:
+        update(project, data=data)
+    assert "refused before changing anything" in str(caught.value)
+    assert snapshot(project) == before
+
+
+def test_cli_refuses_a_database_change_with_exit_2(project: Path) -> None:
+    before = snapshot(project)
+    args = ["update", str(project), "--vcs-ref", NEW, "--no-install", "-d", "database=mysql"]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 2, result.output
+    assert "database: cannot change from 'sqlite' to 'mysql'" in " ".join(result.output.split())
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    ("before", "data", "refused"),
+    [
+        ({"database": "sqlite"}, {"database": "sqlite"}, []),
+        ({"auth": "none"}, {"auth": "jwt"}, []),
+        ({"auth": "jwt", "multi_tenant": False}, {"multi_tenant": "true"}, []),
+        ({"auth": "jwt", "multi_tenant": True}, {"multi_tenant": "yes", "auth": "jwt"}, []),
+        ({"auth": "none"}, {"multi_tenant": False}, []),
+        ({"database": "mysql"}, {"database": "sqlite"}, ["database"]),
+        ({"auth": "jwt", "multi_tenant": True}, {"multi_tenant": "no"}, ["multi_tenant"]),
+        (
+            {"database": "sqlite", "auth": "jwt", "multi_tenant": True},
+            {"database": "postgresql", "auth": "none", "multi_tenant": False},
+            ["database", "auth", "multi_tenant"],
+        ),
+    ],
+)
+def test_refused_answer_changes_names_each_refused_answer(
+    before: dict[str, Any],
+    data: dict[str, Any],
+    refused: list[str],
+    tmp_path: Path,
+) -> None:
+    messages = refused_answer_changes(before, data)
+    assert [message.split(":", 1)[0] for message in messages] == refused
+    # The Copier migration that protects plain `copier update` users refuses the same answers.
+    answers_file = tmp_path / ANSWERS_FILE
+    answers_file.write_text(yaml.safe_dump(before), encoding="utf-8")
+    hook = subprocess.run(
+        [sys.executable, str(REFUSE_HOOK), str(answers_file), json.dumps(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = hook.stderr.splitlines()
+    named = [line.removeprefix("refused: ").split(":", 1)[0] for line in lines[:-1]]
+    assert (hook.returncode, named) == ((1, refused) if refused else (0, [])), hook.stderr
+
+
+def test_plain_copier_update_refuses_a_database_change_before_writing(
+    project: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(project)
+    with pytest.raises(copier.errors.TaskError):
+        copier.run_update(
+            str(project),
+            data={"database": "postgresql"},
+            defaults=True,
+            overwrite=True,
+            unsafe=True,
+            vcs_ref=NEW,
+            quiet=True,
+        )
+    refusal = "refused: database: cannot change from 'sqlite' to 'postgresql'"
+    assert refusal in capfd.readouterr().err
+    assert snapshot(project) == before
 
 
 def test_an_unknown_revision_is_refused(project: Path) -> None:
@@ -498,8 +598,8 @@ def test_an_answer_renamed_through_migrations_carries_over(
     assert answers_of(project)["author_name"] == "Ada Lovelace"
     # Copier runs the migration, then rejects the answer: the rewritten answers file is restored.
     before = snapshot(project)
-    with pytest.raises(UsageError, match="'oracle' is not in"):
-        update(project, vcs_ref="0.3.0", data={"database": "oracle"})
+    with pytest.raises(UsageError, match="'jenkins' is not in"):
+        update(project, vcs_ref="0.3.0", data={"ci": "jenkins"})
     assert snapshot(project) == before
 
     result = update(project, vcs_ref="0.3.0")

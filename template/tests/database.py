@@ -64,7 +64,7 @@ def drop_database(server_url: str, database_url: str) -> None:
         asyncio.run(_admin_execute(server_url, f"DROP DATABASE IF EXISTS `{url.database}`"))
 
 
-def migrate(database_url: str, revision: str = "head") -> None:
+def migrate(database_url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -1,0 +1,72 @@
+"""Template migration: refuse an update that changes an answer the database depends on.
+
+Used from `_migrations` in copier.yml at the `before` stage (before Copier writes anything),
+offline, so that plain `copier update -d ...` users get the protection `backforge update` gives:
+    command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/hooks/refuse_answer_changes.py",
+              "{{ _copier_conf.answers_file }}", "{{ _copier_conf.data | tojson }}"]
+
+The answers file still holds the project's answers; the JSON argument holds the answers given
+with `-d`. `database` never changes, and `auth` / `multi_tenant` are never switched off: their
+revisions have been applied to the database. (Copier gives a `before` migration no way to see an
+answer changed at the interactive prompt; the rendered README says to keep these answers.)
+Exit status 1 with one line per refused answer; 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FIXED = ("database",)
+CAPABILITIES: dict[str, Any] = {"auth": "jwt", "multi_tenant": True}
+TRUE_WORDS = frozenset({"true", "yes", "y", "on", "1"})
+
+
+def _as_answer(value: Any, like: Any) -> Any:
+    if isinstance(like, bool):
+        return value.strip().lower() in TRUE_WORDS if isinstance(value, str) else bool(value)
+    return value
+
+
+def refused(before: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """The answers in `data` that must not change, each with the reason."""
+    messages = [
+        f"{name}: cannot change from {before[name]!r} to {data[name]!r} in an update: the "
+        "project's data and applied migrations live in that database"
+        for name in FIXED
+        if name in data and name in before and data[name] != before[name]
+    ]
+    for name, on in CAPABILITIES.items():
+        was_on = _as_answer(before.get(name), on) == on
+        if name in data and was_on and _as_answer(data[name], on) != on:
+            messages.append(
+                f"{name}: cannot switch off ({before[name]!r} to {data[name]!r}) in an "
+                "update: its tables hold data and the database has applied its revisions"
+            )
+    return messages
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: refuse_answer_changes.py ANSWERS_FILE DATA_JSON", file=sys.stderr)
+        return 2
+    answers_file = Path(argv[0])
+    text = answers_file.read_text(encoding="utf-8") if answers_file.is_file() else "{}"
+    before = yaml.safe_load(text)
+    data = json.loads(argv[1] or "{}")
+    if not isinstance(before, dict) or not isinstance(data, dict):
+        return 0
+    messages = refused(before, data)
+    for message in messages:
+        print(f"refused: {message}", file=sys.stderr)
+    if messages:
+        print("nothing was changed: an update switches capabilities on, never off", file=sys.stderr)
+    return 1 if messages else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
