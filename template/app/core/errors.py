@@ -9,8 +9,11 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.db.availability import is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,11 @@ class ServiceUnavailableError(DomainError):
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     retry_after_seconds = 1
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable; retry shortly")
 
 
 class InvalidInputError(DomainError):
@@ -116,10 +124,20 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status, detail=exc.detail, instance=request.url.path, headers=headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database can't serve now: 503 with Retry-After. Anything else stays a bug (500)."""
+    if not is_unavailable(exc):
+        raise exc
+    logger.warning("database unavailable on %s: %r", request.url.path, exc)
+    return await _domain_error(request, DatabaseUnavailableError())
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(OSError, _database_error)
 
 
 class UnhandledErrorMiddleware:

@@ -1,9 +1,34 @@
 from collections.abc import Sequence
 from typing import Generic, Self, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 T = TypeVar("T")
+
+# Text that no column can store: NUL (PostgreSQL refuses it) and lone UTF-16 surrogates (no
+# UTF-8 encoding exists; JSON can spell them as "\\ud800").
+NUL = "\x00"
+SURROGATES = range(0xD800, 0xE000)
+
+
+def check_storable(value: str) -> str:
+    """`value` unchanged, or ValueError when it holds a character no column can store."""
+    if NUL in value:
+        raise ValueError("contains a NUL character, which cannot be stored")
+    if not value.isascii() and any(ord(char) in SURROGATES for char in value):
+        raise ValueError("contains a lone surrogate, which cannot be stored")
+    return value
+
+
+class InputModel(BaseModel):
+    """Base of request bodies: every text field is checked once, here, before a service sees it."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        if isinstance(value, str):
+            check_storable(value)
+        return value
 
 
 class Page(BaseModel, Generic[T]):

@@ -5,15 +5,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.models.item import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, ItemBase
+from app.schemas.common import InputModel
 
 ItemSort = Literal["name", "-name", "created_at", "-created_at"]
 
 
-class ItemCreate(ItemBase):
+class ItemCreate(ItemBase, InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[assignment]
 
 
-class ItemUpdate(BaseModel):
+class ItemUpdate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
