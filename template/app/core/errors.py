@@ -62,9 +62,13 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 
 
 class InvalidInputError(DomainError):
-    """Well-formed input that breaks a rule (for example a weak password)."""
+    """Well-formed input that breaks a rule (for example a weak password) in `field`."""
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 def problem(
@@ -121,7 +125,12 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, ServiceUnavailableError):
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    return problem(exc.status, detail=exc.detail, instance=request.url.path, headers=headers)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidInputError):
+        extra["errors"] = [{"field": exc.field, "message": exc.detail, "type": "value_error"}]
+    return problem(
+        exc.status, detail=exc.detail, instance=request.url.path, headers=headers, **extra
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,7 @@
 from collections.abc import Sequence
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
@@ -20,8 +20,23 @@ def check_storable(value: str) -> str:
     return value
 
 
+# The rule as the OpenAPI document tells it, for text fields and parameters (a regex that ECMA,
+# Python and pydantic-core read alike). Lone surrogates are not UTF-8 at all, so JSON Schema's
+# strings never hold them; NUL is the character that needs saying.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def document_storable_text(schema: dict[str, Any]) -> None:
+    for field in schema.get("properties", {}).values():
+        for variant in [field, *field.get("anyOf", [])]:
+            if variant.get("type") == "string" and "format" not in variant:
+                variant.setdefault("pattern", NO_NUL_PATTERN)
+
+
 class InputModel(BaseModel):
     """Base of request bodies: every text field is checked once, here, before a service sees it."""
+
+    model_config = ConfigDict(json_schema_extra=document_storable_text)
 
     @field_validator("*", mode="after")
     @classmethod
