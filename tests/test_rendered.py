@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from backforge.cli import app
@@ -63,7 +67,13 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
 class Served:
     """The rendered app under a real server process, on a free loopback port."""
 
-    def __init__(self, project: Path, database_url: str, command: list[str]) -> None:
+    def __init__(
+        self,
+        project: Path,
+        database_url: str,
+        command: list[str],
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = _free_port()
         self.log = project / "server.log"
         self.base = f"http://127.0.0.1:{self.port}"
@@ -72,6 +82,7 @@ class Served:
             "DATABASE_URL": database_url,
             "ENVIRONMENT": "local",
             "DB_CONNECT_TIMEOUT": "1",
+            **(extra_env or {}),
         }
         env.pop("VIRTUAL_ENV", None)
         self.process = subprocess.Popen(
@@ -98,9 +109,13 @@ class Served:
         return _get(self.base + path, headers)
 
     def post(
-        self, path: str, body: bytes, content_type: str = "application/json"
+        self,
+        path: str,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        return _request(self.base + path, {"Content-Type": content_type}, body)
+        return _request(self.base + path, {"Content-Type": content_type, **(headers or {})}, body)
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -184,23 +199,42 @@ def test_default_project_serves_health_ready_docs_and_problems(served_defaults: 
     assert (status, headers["content-type"]) == (422, "application/problem+json")
 
 
+ProjectFor = Callable[[str], Path]
+
+
+@pytest.fixture(scope="module")
+def project_for(template_path: str, tmp_path_factory: pytest.TempPathFactory) -> ProjectFor:
+    """The project of a database, rendered and `uv sync`ed once for this module (one uv env)."""
+    base = tmp_path_factory.mktemp("served")
+    projects: dict[str, Path] = {}
+
+    def project(database: str) -> Path:
+        if database not in projects:
+            projects[database] = _render(base, template_path, database)
+            uv_sync(projects[database])
+        return projects[database]
+
+    return project
+
+
+def _kind(database: str) -> ServiceKind:
+    return "postgresql" if database == "postgresql" else "mysql"
+
+
+def _migrated(project: Path, url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("VIRTUAL_ENV", None)
+    subprocess.run(
+        [str(project / ".venv/bin/alembic"), "upgrade", "head"], cwd=project, env=env, check=True
+    )
+
+
 @pytest.mark.parametrize("database", DATABASES[1:])
-def test_ready_follows_the_database_down_and_back(
-    database: str, template_path: str, tmp_path: Path
-) -> None:
-    project = _render(tmp_path, template_path, database)
-    uv_sync(project)
-    kind: ServiceKind = "postgresql" if database == "postgresql" else "mysql"
-    with serve(kind) as server:
+def test_ready_follows_the_database_down_and_back(database: str, project_for: ProjectFor) -> None:
+    project = project_for(database)
+    with serve(_kind(database)) as server:
         url = server.create_database("ready_probe")
-        env = {**os.environ, "DATABASE_URL": url}
-        env.pop("VIRTUAL_ENV", None)
-        subprocess.run(
-            [str(project / ".venv/bin/alembic"), "upgrade", "head"],
-            cwd=project,
-            env=env,
-            check=True,
-        )
+        _migrated(project, url)
         served = Served(
             project,
             url,
@@ -233,3 +267,172 @@ def test_ready_follows_the_database_down_and_back(
             print(f"\n{database}: /ready answered 503 in {elapsed * 1000:.0f} ms while down")
         finally:
             served.close()
+
+
+def _kill_server(pid: int | None) -> None:
+    """SIGKILL the database server and every process of its session: a crash, not a shutdown."""
+    assert pid is not None
+    group = os.getpgid(pid)
+    assert group != os.getpgid(0), "the server must run in its own process group"
+    os.killpg(group, signal.SIGKILL)
+
+
+class Writers:
+    """Threads that create items through the API until stopped, recording every answer."""
+
+    def __init__(self, served: Served, bearer: dict[str, str], count: int = 4) -> None:
+        self.served = served
+        self.bearer = bearer
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.statuses: Counter[int] = Counter()
+        self.acknowledged: list[str] = []
+        self.slowest_503 = 0.0
+        self.threads = [threading.Thread(target=self._write, args=(n,)) for n in range(count)]
+
+    def __enter__(self) -> Writers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def _write(self, writer: int) -> None:
+        number = 0
+        while not self.stopping.is_set():
+            number += 1
+            body = json.dumps({"name": f"w{writer}-{number}"}).encode()
+            started = time.perf_counter()
+            try:
+                status, _, answer = self.served.post("/api/v1/items", body, headers=self.bearer)
+            except OSError:  # the app itself never goes away here; count it as a failure
+                status, answer = -1, b""
+            elapsed = time.perf_counter() - started
+            with self.lock:
+                self.statuses[status] += 1
+                if status == 201:
+                    self.acknowledged.append(json.loads(answer)["id"])
+                elif status == 503:
+                    self.slowest_503 = max(self.slowest_503, elapsed)
+            time.sleep(0.01)
+
+
+def _stored_ids(served: Served, bearer: dict[str, str]) -> set[str]:
+    ids: set[str] = set()
+    offset = 0
+    while True:
+        status, _, body = served.get(f"/api/v1/items?limit=100&offset={offset}", **bearer)
+        assert status == 200, body
+        page = json.loads(body)
+        ids.update(item["id"] for item in page["items"])
+        offset += 100
+        if offset >= page["total"]:
+            return ids
+
+
+DURABLE_COMMITS = {
+    "postgresql": "ALTER DATABASE outage_probe SET synchronous_commit = on",
+    "mysql": "SET GLOBAL innodb_flush_log_at_trx_commit = 1",
+}
+
+
+@pytest.mark.parametrize("database", DATABASES[1:])
+def test_a_database_killed_mid_load_is_503_only_and_loses_no_acknowledged_write(
+    database: str, project_for: ProjectFor
+) -> None:
+    """Writers keep creating items while the database server is SIGKILLed, stays down, and
+    restarts (crash recovery, then start-up): every answer is a 201 or a 503 problem, each 503
+    within 2 s, and every item acknowledged with a 201 is there afterwards."""
+    project = project_for(database)
+    with serve(_kind(database)) as server:
+        url = server.create_database("outage_probe")
+        # The test servers trade durability for speed; a commit must survive a crash here.
+        server.execute(DURABLE_COMMITS[database])
+        _migrated(project, url)
+        served = Served(project, url, [str(project / ".venv/bin/uvicorn"), "app.main:app"])
+        try:
+            bearer = _sign_up(served)
+            with Writers(served, bearer) as writers:
+                time.sleep(1.0)
+                _kill_server(server.pid)  # requests in flight lose their connections
+                time.sleep(1.0)  # requests while it is down
+                server.start()  # and while it recovers and starts up
+                deadline = time.monotonic() + 30
+                while served.get("/ready")[0] != 200:
+                    assert time.monotonic() < deadline, "/ready did not recover"
+                    time.sleep(0.1)
+                time.sleep(1.0)
+            stored = _stored_ids(served, bearer)
+        finally:
+            served.close()
+    statuses = dict(writers.statuses)
+    print(f"\n{database}: answers {statuses}, slowest 503 {writers.slowest_503:.2f}s")
+    assert set(statuses) <= {201, 503}, statuses
+    assert statuses.get(503, 0) > 0, "the outage was not seen"
+    assert statuses.get(201, 0) > 0
+    assert writers.slowest_503 < 2.0
+    lost = set(writers.acknowledged) - stored
+    assert not lost, f"{len(lost)} acknowledged items are missing after the restart"
+
+
+def _dockerfile_env(project: Path, name: str) -> str:
+    match = re.search(rf"^ENV {name}=(\S+)$", (project / "Dockerfile").read_text(), re.M)
+    assert match, f"the Dockerfile sets no {name}"
+    return match.group(1)
+
+
+def test_sigterm_lets_requests_in_flight_finish(project_for: ProjectFor) -> None:
+    """The Dockerfile's graceful-shutdown timeout, under compose's longer stop_grace_period, and
+    a real uvicorn given SIGTERM while slow requests (production-cost password hashing) run."""
+    project = project_for("postgresql")
+    timeout = int(_dockerfile_env(project, "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"))
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    grace = compose["services"]["api"]["stop_grace_period"]
+    assert re.fullmatch(r"\d+s", grace), grace
+    assert int(grace[:-1]) > timeout > 0
+
+    with serve("postgresql") as server:
+        url = server.create_database("sigterm_probe")
+        _migrated(project, url)
+        served = Served(
+            project,
+            url,
+            [str(project / ".venv/bin/uvicorn"), "app.main:app"],
+            # production-strength argon2 and more: each login takes a good fraction of a second
+            extra_env={
+                "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": str(timeout),
+                "ARGON2_TIME_COST": "12",
+                "ARGON2_PARALLELISM": "1",
+            },
+        )
+        try:
+            _sign_up(served)
+            form = urllib.parse.urlencode(
+                {"username": "first@example.com", "password": "a long enough passphrase"}
+            ).encode()
+            results: list[tuple[int, float]] = []
+
+            def log_in() -> None:
+                started = time.perf_counter()
+                status, _, _ = served.post(
+                    "/api/v1/auth/token", form, "application/x-www-form-urlencoded"
+                )
+                results.append((status, time.perf_counter() - started))
+
+            logins = [threading.Thread(target=log_in) for _ in range(3)]
+            for thread in logins:
+                thread.start()
+            time.sleep(0.2)  # all three are being served
+            os.killpg(served.process.pid, signal.SIGTERM)
+            for thread in logins:
+                thread.join(timeout=timeout + 5)
+            exit_code = served.process.wait(timeout=timeout + 5)
+        finally:
+            served.close()
+    print(f"\nlogins in flight at SIGTERM: {results}; server exit code {exit_code}")
+    assert [status for status, _ in results] == [200, 200, 200]
+    assert min(seconds for _, seconds in results) > 0.2, "the logins were not in flight"
+    assert exit_code == 0

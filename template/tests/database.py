@@ -14,9 +14,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.core.config import Settings
 from app.db.url import to_async_url
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def configured_database_url() -> str:
+    """DATABASE_URL read as the app reads it: the environment first, then `.env`."""
+    return Settings().database_url
 
 
 def alembic_config(database_url: str) -> Config:

@@ -1,5 +1,7 @@
 import json
 import logging
+import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -8,6 +10,7 @@ from app.core.config import EXAMPLE_SECRET_KEY, Settings
 from app.core.logging import JSONFormatter
 from app.db.url import to_async_url
 from app.main import create_app
+from tests.database import configured_database_url
 
 STRONG_KEY = "k" * 48
 
@@ -96,3 +99,38 @@ def test_json_log_format_is_configured(
     logging.getLogger("app.test").warning("structured")
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert json.loads(line)["message"] == "structured"
+
+
+def test_the_suite_reads_database_url_from_dotenv_like_the_app(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://u:p@db.example:5432/app\n")
+    assert configured_database_url() == "postgresql://u:p@db.example:5432/app"
+    monkeypatch.setenv("DATABASE_URL", "mysql://u:p@db.example:3306/app")
+    assert configured_database_url() == "mysql://u:p@db.example:3306/app"
+
+
+def test_library_chatter_stays_out_of_the_logs(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    create_app(Settings(_env_file=None, log_level="INFO", database_url=database_url))
+    logging.getLogger("watchfiles.main").info("1 change detected")
+    logging.getLogger("app.probe").info("the app speaks")
+    logging.getLogger("watchfiles.main").warning("the library warns")
+    logged = capsys.readouterr().err
+    assert "1 change detected" not in logged
+    assert "the app speaks" in logged
+    assert "the library warns" in logged
+
+
+def test_pre_commit_runs_the_ruff_the_project_pins() -> None:
+    root = Path(__file__).resolve().parent.parent
+    pinned = re.search(r'"ruff==([0-9.]+)"', (root / "pyproject.toml").read_text())
+    hook = re.search(
+        r"ruff-pre-commit\n\s+rev: v([0-9.]+)", (root / ".pre-commit-config.yaml").read_text()
+    )
+    assert pinned is not None
+    assert hook is not None
+    assert hook.group(1) == pinned.group(1)

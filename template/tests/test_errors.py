@@ -3,9 +3,12 @@ import uuid
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import text
 
 from app.core.config import Settings
+from app.db.availability import is_unavailable
 from app.db.session import SessionGate
+from app.dependencies.db import SessionDep
 from app.main import create_app
 from tests.database import unreachable_url
 
@@ -139,3 +142,65 @@ async def test_a_saturated_pool_is_a_503_problem(app: FastAPI, client: AsyncClie
         response = await client.get("/api/v1/items")
     assert_unavailable(response)
     assert (await client.get("/api/v1/items")).status_code == 200
+
+
+async def test_a_500_carries_cors_headers_for_an_allowed_origin(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    async def explode() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/boom", explode)
+    response = await client.get("/boom", headers={"Origin": "http://testserver.local"})
+    assert response.status_code == 500
+    assert response.headers["access-control-allow-origin"] == "http://testserver.local"
+    assert response.headers["access-control-expose-headers"] == "X-Request-ID"
+    assert response.json()["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_a_bug_in_a_query_is_still_a_500(app: FastAPI, client: AsyncClient) -> None:
+    async def broken_query(session: SessionDep) -> None:
+        await (await session.connection()).execute(text("SELECT no_such_column FROM no_such_table"))
+
+    app.add_api_route("/broken", broken_query)
+    response = await client.get("/broken")
+    assert response.status_code == 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "no_such" not in response.text
+
+
+KILL_OWN_CONNECTION = {
+    "postgresql": "SELECT pg_terminate_backend(pg_backend_pid())",
+    "mysql": "KILL CONNECTION_ID()",
+}
+
+
+async def test_a_connection_dropped_mid_request_is_a_503_problem(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """The server ends the request's own connection while it queries (as a restart would)."""
+    dialect = app.state.engine.dialect.name
+    if dialect not in KILL_OWN_CONNECTION:
+        pytest.skip("SQLite has no server connection to lose")
+
+    async def dropped(session: SessionDep) -> None:
+        connection = await session.connection()
+        await connection.execute(text(KILL_OWN_CONNECTION[dialect]))
+        await connection.execute(text("SELECT 1"))
+
+    app.add_api_route("/dropped", dropped)
+    assert_unavailable(await client.get("/dropped"))
+    assert (await client.get("/api/v1/items")).status_code == 200  # the pool recovers
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (TimeoutError(), True),
+        (ValueError("a bug"), False),
+        (KeyError("a bug"), False),
+    ],
+)
+def test_only_outages_count_as_unavailable(error: Exception, unavailable: bool) -> None:
+    assert is_unavailable(error) is unavailable

@@ -1,8 +1,10 @@
 import asyncio
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
-from app.db.session import SessionGate
+from app.core.config import Settings
+from app.db.session import SessionGate, create_engine, create_session_gate
 
 pytestmark = pytest.mark.anyio
 
@@ -42,3 +44,19 @@ async def test_a_full_gate_times_out_and_frees_nothing() -> None:
         assert loop.time() - started < 1
     async with gate():  # the timed-out waiter took no slot with it
         pass
+
+
+async def test_the_pool_holds_what_the_gate_admits_in_every_dialect(settings: Settings) -> None:
+    tuned = settings.model_copy(
+        update={"db_pool_size": 3, "db_max_overflow": 2, "db_pool_timeout": 1.25}
+    )
+    engine = create_engine(tuned)
+    try:
+        pool = engine.pool
+        assert isinstance(pool, QueuePool), type(pool)
+        assert pool.size() == 3
+        assert pool.timeout() == 1.25
+        assert pool._max_overflow == 2
+    finally:
+        await engine.dispose()
+    assert create_session_gate(tuned)._slots._value == 5

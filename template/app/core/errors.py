@@ -9,8 +9,11 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.db.availability import is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +56,19 @@ class ServiceUnavailableError(DomainError):
     retry_after_seconds = 1
 
 
+class DatabaseUnavailableError(ServiceUnavailableError):
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable; retry shortly")
+
+
 class InvalidInputError(DomainError):
-    """Well-formed input that breaks a rule (for example a weak password)."""
+    """Well-formed input that breaks a rule (for example a weak password) in `field`."""
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 def problem(
@@ -113,13 +125,28 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, ServiceUnavailableError):
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    return problem(exc.status, detail=exc.detail, instance=request.url.path, headers=headers)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidInputError):
+        extra["errors"] = [{"field": exc.field, "message": exc.detail, "type": "value_error"}]
+    return problem(
+        exc.status, detail=exc.detail, instance=request.url.path, headers=headers, **extra
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database can't serve now: 503 with Retry-After. Anything else stays a bug (500)."""
+    if not is_unavailable(exc):
+        raise exc
+    logger.warning("database unavailable on %s: %r", request.url.path, exc)
+    return await _domain_error(request, DatabaseUnavailableError())
 
 
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(OSError, _database_error)
 
 
 class UnhandledErrorMiddleware:

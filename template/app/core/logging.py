@@ -39,6 +39,11 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+def library_level(level: str) -> str:
+    """The level of every logger but the app's and the server's: WARNING, or LOG_LEVEL if higher."""
+    return level if logging.getLevelName(level) > logging.WARNING else "WARNING"
+
+
 def configure_logging(settings: Settings) -> None:
     formatter = "json" if settings.log_format == "json" else "console"
     logging.config.dictConfig(
@@ -61,10 +66,15 @@ def configure_logging(settings: Settings) -> None:
                     "filters": ["request_id"],
                 }
             },
-            "root": {"handlers": ["default"], "level": settings.log_level},
+            # Libraries (watchfiles, asyncio, httpx, ...) speak only when something is wrong;
+            # the app and the server log at LOG_LEVEL.
+            "root": {"handlers": ["default"], "level": library_level(settings.log_level)},
             "loggers": {
-                name: {"handlers": ["default"], "level": settings.log_level, "propagate": False}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+                "app": {"level": settings.log_level},
+                **{
+                    name: {"handlers": ["default"], "level": settings.log_level, "propagate": False}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+                },
             },
         }
     )

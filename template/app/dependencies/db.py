@@ -1,32 +1,34 @@
 """The request's database session, and the answer when the database can't serve the request."""
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.errors import ServiceUnavailableError
+from app.core.errors import DatabaseUnavailableError
+from app.db.availability import is_unavailable
 
 logger = logging.getLogger(__name__)
 
-# What a database that is down, restarting, unreachable or saturated raises: a refused, reset or
-# timed-out connection (also the session gate's timeout), a host that doesn't resolve, or the
-# driver's operational errors. None is the caller's fault and a retry may succeed: 503, not 500.
-UNAVAILABLE = (ConnectionError, TimeoutError, socket.gaierror, OperationalError, InterfaceError)
-
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session, once the session gate admits the request (waiting in arrival order).
+
+    A database that can't serve now (down, restarting, saturated, or the gate's timeout) is a 503
+    the client may retry, wherever it shows: here or in the route (the app's exception handler
+    does the same for errors raised after this dependency has finished).
+    """
     state = request.app.state
     try:
         async with state.session_gate(), state.session_factory() as session:
             yield session
-    except UNAVAILABLE as exc:
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
         logger.warning("database unavailable: %r", exc)
-        raise ServiceUnavailableError("the database is unavailable; retry shortly") from exc
+        raise DatabaseUnavailableError from exc
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

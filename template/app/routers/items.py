@@ -9,18 +9,25 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
+from app.core.openapi import problem_responses
 from app.dependencies.pagination import PageParams
-from app.dependencies.services import ItemServiceDep
+from app.dependencies.services import ITEM_SERVICE_PROBLEMS, ItemServiceDep
 from app.models.item import Item
-from app.schemas.common import Page
+from app.schemas.common import NO_NUL_PATTERN, Page
 from app.schemas.item import ItemCreate, ItemRead, ItemSort, ItemUpdate
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], responses=ITEM_SERVICE_PROBLEMS)
 ItemPage = Page[ItemRead]
 
 SortParam = Annotated[ItemSort, Query(description="Sort key; prefix with - for descending")]
 SearchParam = Annotated[
-    str | None, Query(min_length=1, max_length=100, description="Case-insensitive name search")
+    str | None,
+    Query(
+        min_length=1,
+        max_length=100,
+        pattern=NO_NUL_PATTERN,
+        description="Case-insensitive name search",
+    ),
 ]
 CSV_COLUMNS = ("id", "name", "description", "created_at", "updated_at")
 
@@ -78,16 +85,18 @@ async def _csv_lines(items: AsyncIterator[Item]) -> AsyncIterator[str]:
     yield buffer.getvalue()
 
 
-@router.get("/{item_id}", response_model=ItemRead)
+@router.get("/{item_id}", response_model=ItemRead, responses=problem_responses(404))
 async def get_item(item_id: uuid.UUID, service: ItemServiceDep) -> Item:
     return await service.get(item_id)
 
 
-@router.patch("/{item_id}", response_model=ItemRead)
+@router.patch("/{item_id}", response_model=ItemRead, responses=problem_responses(404))
 async def update_item(item_id: uuid.UUID, data: ItemUpdate, service: ItemServiceDep) -> Item:
     return await service.update(item_id, data)
 
 
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404)
+)
 async def delete_item(item_id: uuid.UUID, service: ItemServiceDep) -> None:
     await service.delete(item_id)

@@ -1,9 +1,49 @@
 from collections.abc import Sequence
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
+
+# Text that no column can store: NUL (PostgreSQL refuses it) and lone UTF-16 surrogates (no
+# UTF-8 encoding exists; JSON can spell them as "\\ud800").
+NUL = "\x00"
+SURROGATES = range(0xD800, 0xE000)
+
+
+def check_storable(value: str) -> str:
+    """`value` unchanged, or ValueError when it holds a character no column can store."""
+    if NUL in value:
+        raise ValueError("contains a NUL character, which cannot be stored")
+    if not value.isascii() and any(ord(char) in SURROGATES for char in value):
+        raise ValueError("contains a lone surrogate, which cannot be stored")
+    return value
+
+
+# The rule as the OpenAPI document tells it, for text fields and parameters (a regex that ECMA,
+# Python and pydantic-core read alike). Lone surrogates are not UTF-8 at all, so JSON Schema's
+# strings never hold them; NUL is the character that needs saying.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def document_storable_text(schema: dict[str, Any]) -> None:
+    for field in schema.get("properties", {}).values():
+        for variant in [field, *field.get("anyOf", [])]:
+            if variant.get("type") == "string" and "format" not in variant:
+                variant.setdefault("pattern", NO_NUL_PATTERN)
+
+
+class InputModel(BaseModel):
+    """Base of request bodies: every text field is checked once, here, before a service sees it."""
+
+    model_config = ConfigDict(json_schema_extra=document_storable_text)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        if isinstance(value, str):
+            check_storable(value)
+        return value
 
 
 class Page(BaseModel, Generic[T]):
