@@ -35,8 +35,8 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 
 from backforge.render import render
-from backforge.services import free_port
-from backforge.validate import uv_sync
+from backforge.servers import free_port
+from backforge.steps.tools import uv_sync
 
 pytestmark = pytest.mark.slow
 
