@@ -128,7 +128,14 @@ class Served:
 def _serve(project: Path, template_path: str, name: str) -> Iterator[Served]:
     render(template_path, project, {"project_name": "Docs Proof", **VARIANTS[name]}, quiet=True)
     uv_sync(project)
-    env = {"DATABASE_URL": f"sqlite:///{project / 'app.db'}", "ENVIRONMENT": "local"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{project / 'app.db'}",
+        "ENVIRONMENT": "local",
+        # Cheap password hashing: this proves the pages, not argon2's cost.
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_COST_KIB": "1024",
+        "ARGON2_PARALLELISM": "1",
+    }
     subprocess.run(
         [str(project / ".venv/bin/alembic"), "upgrade", "head"],
         cwd=project,
