@@ -211,6 +211,29 @@ def build_growing_template(root: Path) -> TemplateRepo:
     return TemplateRepo(root, frozenset())
 
 
+CAPABILITY_ANSWERS = frozenset({"auth", "multi_tenant"})
+"""The answers a revision file's name may depend on: the ones that can be switched on."""
+
+
+def test_template_revisions_depend_on_no_answer_that_can_change() -> None:
+    """Contents are plain Python (no Jinja); names depend only on capabilities that can be
+    switched on, never on `database` or any other answer."""
+    folder = MAIN / "template" / VERSIONS
+    revisions = sorted(folder.iterdir())
+    assert revisions, "the template has no revisions"
+    identifiers = []
+    for path in revisions:
+        text = path.read_text(encoding="utf-8")
+        assert not path.name.endswith(".jinja"), f"{path.name} is rendered by Jinja"
+        assert "{{" not in text and "{%" not in text, f"{path.name} holds Jinja"
+        named = set(re.findall(r"\b([a-z_]+)\b", "".join(re.findall(r"{%(.*?)%}", path.name))))
+        assert named - {"if", "endif", "jwt", "true", "false"} <= CAPABILITY_ANSWERS, path.name
+        match = re.search(r'^revision: str = "([^"]+)"$', text, re.M)
+        assert match, f"{path.name} has no revision identifier"
+        identifiers.append(match.group(1))
+    assert len(set(identifiers)) == len(identifiers), identifiers
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> TemplateRepo:
     return build_growing_template(tmp_path_factory.mktemp("template") / "backforge")
