@@ -26,11 +26,18 @@ def check_storable(value: str) -> str:
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
-def document_storable_text(schema: dict[str, Any]) -> None:
+# What a field that strips whitespace and needs a character accepts: something besides spaces.
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+def document_storable_text(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """State the text rules in the model's JSON schema (and so in the OpenAPI document)."""
+    strips = bool(model.model_config.get("str_strip_whitespace"))
     for field in schema.get("properties", {}).values():
         for variant in [field, *field.get("anyOf", [])]:
             if variant.get("type") == "string" and "format" not in variant:
-                variant.setdefault("pattern", NO_NUL_PATTERN)
+                needs_text = strips and variant.get("minLength", 0) > 0
+                variant.setdefault("pattern", NOT_BLANK_PATTERN if needs_text else NO_NUL_PATTERN)
 
 
 class InputModel(BaseModel):
