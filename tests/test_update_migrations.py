@@ -36,10 +36,10 @@ from typing import Any
 import pytest
 from test_update import TemplateRepo, answers_of, commit_all, git, render_at
 
+from backforge.model import default_answers, select, variant_id
 from backforge.render import install
-from backforge.services import ServerPool, available
+from backforge.servers import ServerPool, available
 from backforge.update import update_project
-from backforge.variants import default_answers, select, variant_id
 
 MAIN = Path(__file__).resolve().parents[1]
 OLD, NEW = "0.1.0", "0.2.0"
