@@ -137,7 +137,7 @@ def _serve(project: Path, template_path: str, name: str) -> Iterator[Served]:
         "ARGON2_PARALLELISM": "1",
     }
     subprocess.run(
-        [str(project / ".venv/bin/alembic"), "upgrade", "head"],
+        [str(project / ".venv/bin/alembic"), "upgrade", "heads"],
         cwd=project,
         env={**os.environ, **env},
         check=True,

@@ -165,7 +165,7 @@ def served_defaults(tmp_path: Path, template_path: str) -> Iterator[Served]:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{dest / 'app.db'}"}
     env.pop("VIRTUAL_ENV", None)
     subprocess.run(
-        [str(dest / ".venv/bin/alembic"), "upgrade", "head"], cwd=dest, env=env, check=True
+        [str(dest / ".venv/bin/alembic"), "upgrade", "heads"], cwd=dest, env=env, check=True
     )
     served = Served(
         dest, env["DATABASE_URL"], [str(dest / ".venv/bin/fastapi"), "run", "app/main.py"]
@@ -225,7 +225,7 @@ def _migrated(project: Path, url: str) -> None:
     env = {**os.environ, "DATABASE_URL": url}
     env.pop("VIRTUAL_ENV", None)
     subprocess.run(
-        [str(project / ".venv/bin/alembic"), "upgrade", "head"], cwd=project, env=env, check=True
+        [str(project / ".venv/bin/alembic"), "upgrade", "heads"], cwd=project, env=env, check=True
     )
 
 

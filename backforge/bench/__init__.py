@@ -3,7 +3,7 @@
 For each variant (default ``database=postgresql,auth=jwt``) the run:
 
 1. renders the project and installs it (`uv sync`, sharing uv's cache);
-2. starts a throwaway PostgreSQL (`backforge.servers`), migrates (`alembic upgrade head`) and
+2. starts a throwaway PostgreSQL (`backforge.servers`), migrates (`alembic upgrade heads`) and
    seeds it: one user registered through the API, 1,000 items owned by that user, a token;
 3. serves the rendered app and the floor (`benchmarks/floor.py`: Starlette + asyncpg doing the
    same work per request) each with one uvicorn worker (uvloop, httptools, no access log), both

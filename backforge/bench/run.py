@@ -204,13 +204,13 @@ class _VariantRun:
         return env
 
     def _run_on(self, url: str, sql: Callable[[str], str]) -> VariantBench:
-        self.say("migrating (alembic upgrade head)")
+        self.say("migrating (alembic upgrade heads)")
         _step(
             lambda: in_project(
                 self.project,
                 "alembic",
                 "upgrade",
-                "head",
+                "heads",
                 env={"DATABASE_URL": url, "ENVIRONMENT": "test"},
             )
         )

@@ -59,7 +59,7 @@ def new(
     if no_install:
         steps.append("uv lock && uv sync")
     steps += [
-        "uv run alembic upgrade head",
+        "uv run alembic upgrade heads",
         "uv run fastapi dev app/main.py   # http://127.0.0.1:8000/docs",
         "uv run pytest",
     ]

@@ -48,10 +48,10 @@ def ci_schema(project: Path) -> str:
 def migrations_round_trip(project: Path, database_url: str) -> str:
     env = {"DATABASE_URL": database_url, "ENVIRONMENT": "test"}
     output = [
-        in_project(project, "alembic", "upgrade", "head", env=env),
+        in_project(project, "alembic", "upgrade", "heads", env=env),
         in_project(project, "alembic", "check", env=env),
         in_project(project, "alembic", "downgrade", "base", env=env),
-        in_project(project, "alembic", "upgrade", "head", env=env),
+        in_project(project, "alembic", "upgrade", "heads", env=env),
         in_project(project, "alembic", "check", env=env),
     ]
     return "\n".join(output)
