@@ -1,6 +1,7 @@
 """Domain errors and their RFC 9457 problem-details rendering."""
 
 import logging
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -96,7 +97,23 @@ def problem(
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem(exc.status_code, detail=detail, instance=request.url.path, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return problem(exc.status_code, detail=detail, instance=request.url.path, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for this path (Starlette names only those of the
+    first route that matches it, so `GET` alone where `POST` is served too)."""
+    methods: set[str] = set()
+    path = request.url.path
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
