@@ -1,9 +1,10 @@
+import asyncio
 import uuid
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from app.core.config import Settings
 from app.db.availability import is_unavailable
@@ -134,6 +135,41 @@ async def test_an_unreachable_database_is_a_503_problem(settings: Settings) -> N
         response = await client.get("/api/v1/items", headers=_caller_headers(app))
     await app.state.engine.dispose()
     assert_unavailable(response)
+
+
+async def test_a_database_server_that_never_answers_is_a_503_within_two_seconds(
+    settings: Settings,
+) -> None:
+    """A server that accepts connections and then says nothing (hung, or a half-open proxy):
+    the connect timeout turns it into a 503 within the 2 s the API promises, not a hang."""
+    if make_url(settings.database_url).get_backend_name() != "postgresql":
+        pytest.skip("a silent TCP peer only stalls a client/server database's handshake")
+    peers: list[asyncio.StreamWriter] = []
+
+    async def say_nothing(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer)
+
+    server = await asyncio.start_server(say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    silent = make_url(settings.database_url).set(host="127.0.0.1", port=port)
+    app = create_app(
+        settings.model_copy(update={"database_url": silent.render_as_string(hide_password=False)})
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        async with AsyncClient(
+            transport=ASGITransport(app=app), base_url="http://testserver"
+        ) as client:
+            started = loop.time()
+            response = await client.get("/api/v1/items", headers=_caller_headers(app))
+            elapsed = loop.time() - started
+    finally:
+        await app.state.engine.dispose()
+        for writer in peers:
+            writer.close()
+        server.close()
+    assert_unavailable(response)
+    assert elapsed < 2.0, f"the 503 took {elapsed:.2f} s"
 
 
 async def test_a_saturated_pool_is_a_503_problem(app: FastAPI, client: AsyncClient) -> None:
