@@ -1,7 +1,10 @@
-"""Who a request comes from, for rate limiting: a user (a valid bearer token), else an IP address.
+"""Who a request comes from, for rate limiting: an API key's organization, else a user (a valid
+bearer token), else an IP address.
 
-Only what the app can verify without a round trip names a client: a header anyone can vary (an
-unverified API key, a forged token) would give its sender a fresh budget per value.
+Only what the app has verified names a client: a header anyone can vary (a made-up API key, a
+forged token) would give its sender a fresh budget per value. A bearer token's signature is
+checked here; an API key is known once the tenant dependency has verified it in this process
+(`VerifiedKeys`); until then its requests count for the IP.
 
 The IP is the socket peer, unless the peer is a trusted proxy (FORWARDED_ALLOW_IPS): then the
 nearest address in `X-Forwarded-For` that is not itself a trusted proxy. A forged
@@ -10,6 +13,7 @@ nearest address in `X-Forwarded-For` that is not itself a trusted proxy. A forge
 
 import hashlib
 import ipaddress
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from starlette.datastructures import Headers
@@ -58,7 +62,35 @@ def digest(secret: str) -> str:
     return hashlib.blake2b(secret.encode(), digest_size=16).hexdigest()
 
 
-def identity(scope: Scope, trusted: tuple[Network, ...], user_of: UserOfToken | None) -> str:
+class VerifiedKeys:
+    """API keys this process has verified, by hash, with their organization (least recent out)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._organizations: OrderedDict[str, str] = OrderedDict()
+
+    def remember(self, api_key: str, organization: object) -> None:
+        key = digest(api_key)
+        self._organizations[key] = str(organization)
+        self._organizations.move_to_end(key)
+        if len(self._organizations) > self.capacity:
+            self._organizations.popitem(last=False)
+
+    def organization(self, api_key: str) -> str | None:
+        return self._organizations.get(digest(api_key))
+
+
+def identity(
+    scope: Scope,
+    trusted: tuple[Network, ...],
+    user_of: UserOfToken | None,
+    keys: VerifiedKeys | None = None,
+) -> str:
+    if keys is not None:
+        api_key = Headers(scope=scope).get("x-api-key")
+        organization = keys.organization(api_key) if api_key else None
+        if organization is not None:
+            return f"org:{organization}"
     if user_of is not None:
         authorization = Headers(scope=scope).get("authorization", "")
         if authorization[:7].lower() == "bearer ":

@@ -11,7 +11,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem
-from app.ratelimit.clients import Network, UserOfToken, identity
+from app.ratelimit.clients import Network, UserOfToken, VerifiedKeys, identity
 from app.ratelimit.limiter import Policy, RateLimits
 
 
@@ -24,19 +24,21 @@ class RateLimitMiddleware:
         prefix: str,
         trusted: tuple[Network, ...],
         user_of: UserOfToken | None,
+        keys: VerifiedKeys | None = None,
     ) -> None:
         self.app = app
         self.policy = policy
         self.prefix = prefix
         self.trusted = trusted
         self.user_of = user_of
+        self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        client = identity(scope, self.trusted, self.user_of)
+        client = identity(scope, self.trusted, self.user_of, self.keys)
         limits: RateLimits = scope["app"].state.rate_limits
         decision = await limits.hit(self.policy, client)
         if decision is None:
