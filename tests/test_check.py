@@ -142,7 +142,10 @@ def test_layers_hold_each_distinct_version_once_and_keep_the_tree(tmp_path: Path
     assert (second / "app/main.py").read_text() == UNUSED_IMPORT_MAIN
     assert (second / "app/__init__.py").read_text() == ""  # a stand-in package marker
     assert second / "app/__init__.py" not in layout.owner
-    assert not (second / "app/db/base.py").exists()  # no stand-in needed
+    # Every module keeps its path (ruff sorts `from app.db.base import x` as first-party only
+    # when app/db/base.py exists): an empty stand-in that owns nothing.
+    assert (second / "app/db/base.py").read_text() == ""
+    assert second / "app/db/base.py" not in layout.owner
     assert (second / "pyproject.toml").is_file()
     assert [p.name for p in dirs[2].rglob("*") if p.is_file()] == ["pyproject.toml"]
     assert not any(p.name == ".copier-answers.yml" for p in layout.owner)

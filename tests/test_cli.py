@@ -202,9 +202,10 @@ def test_markup_in_a_set_is_printed_as_typed(command: str) -> None:
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "database=[/oops]" in result.output
-    bracketed = runner.invoke(app, [command, "--set", "database=sqlite,features=[cache]"])
+    # A value copier.yml does not offer (yet): refused, and printed with its brackets.
+    bracketed = runner.invoke(app, [command, "--set", "database=sqlite,features=[teleport]"])
     assert bracketed.exit_code == 2
-    assert "features=[cache]" in bracketed.output
+    assert "features=[teleport]" in bracketed.output
 
 
 def test_markup_in_an_answer_is_printed_as_typed(tmp_path: Path) -> None:

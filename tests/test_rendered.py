@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from typer.testing import CliRunner
 
 from backforge.cli import app
 from backforge.render import render
-from backforge.servers import ServiceKind, available, serve
+from backforge.servers import Server, ServerPool, ServiceKind, available, serve
 from backforge.steps.tools import uv_sync
 
 pytestmark = pytest.mark.slow
@@ -440,3 +441,106 @@ def test_sigterm_lets_requests_in_flight_finish(project_for: ProjectFor) -> None
     log = served.log.read_text()
     assert "Waiting for application shutdown" in log
     assert "Application shutdown complete" in log
+
+
+# ---------------------------------------------------------------------------------------------
+# Features under two real processes: one Redis, one limit, one cache
+# ---------------------------------------------------------------------------------------------
+
+LIMIT = 8  # requests per minute per user, across both processes
+
+
+@pytest.fixture(scope="module")
+def two_processes(
+    template_path: str, server_pool: ServerPool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Served, Served, Server, str]]:
+    project = tmp_path_factory.mktemp("features") / "api"
+    answers = {
+        "project_name": "Two Workers",
+        "database": "postgresql",
+        "features": ["cache", "rate_limit"],
+    }
+    render(template_path, project, answers, quiet=True)
+    uv_sync(project)
+    postgres, redis = server_pool.get("postgresql"), server_pool.get("redis")
+    database_url = postgres.create_database("two_workers")
+    redis_url = redis.create_database("two_workers")
+    _migrated(project, database_url)
+    env = {"REDIS_URL": redis_url, "RATE_LIMIT_DEFAULT": f"{LIMIT}/minute"}
+    uvicorn = [str(project / ".venv/bin/uvicorn"), "app.main:app"]
+    first = Served(project, database_url, uvicorn, env)
+    try:
+        second = Served(project, database_url, uvicorn, env)
+    except BaseException:
+        first.close()
+        raise
+    try:
+        yield first, second, postgres, "two_workers"
+    finally:
+        first.close()
+        second.close()
+        postgres.drop_database("two_workers")
+        redis.drop_database("two_workers")
+
+
+def _send(
+    served: Served, method: str, path: str, bearer: dict[str, str], body: object
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(  # noqa: S310  (loopback)
+        served.base + path,
+        data=json.dumps(body).encode(),
+        headers={**bearer, "Content-Type": "application/json"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_two_processes_share_the_cache_and_the_limit(
+    two_processes: tuple[Served, Served, Server, str],
+) -> None:
+    first, second, postgres, database = two_processes
+    bearer = _sign_up(first)  # signing up counts for the IP, not for the user
+    used = 0
+
+    status, body = _send(first, "POST", "/api/v1/items", bearer, {"name": "Original"})
+    used += 1
+    assert status == 201, body
+    item = json.loads(body)
+    path = f"/api/v1/items/{item['id']}"
+
+    status, _, body = second.get(path, **bearer)  # a miss: cached by the second process
+    used += 1
+    assert (status, json.loads(body)["name"]) == (200, "Original")
+    item_id = uuid.UUID(item["id"])  # a UUID: safe to put in the statement
+    postgres.execute(f"UPDATE items SET name = 'Behind its back' WHERE id = '{item_id}'", database)  # noqa: S608
+    status, _, body = second.get(path, **bearer)  # a hit: the row changed, the cache did not
+    used += 1
+    assert json.loads(body)["name"] == "Original"
+
+    status, body = _send(first, "PATCH", path, bearer, {"description": "written by the first"})
+    assert status == 200, body
+    used += 1
+    status, headers, body = second.get(path, **bearer)  # the first's write invalidated it
+    used += 1
+    assert status == 200
+    assert json.loads(body)["name"] == "Behind its back"
+    assert json.loads(body)["description"] == "written by the first"
+    assert headers["ratelimit"].startswith(f'"default";r={LIMIT - used};t=')
+    assert headers["ratelimit-policy"] == f'"default";q={LIMIT};w=60'
+
+    statuses = []
+    for turn in range(2 * LIMIT):
+        served = first if turn % 2 == 0 else second
+        statuses.append(served.get("/api/v1/items", **bearer)[0])
+    allowed = LIMIT - used
+    assert statuses == [200] * allowed + [429] * (2 * LIMIT - allowed), statuses
+    status, headers, body = second.get("/api/v1/items", **bearer)
+    assert status == 429
+    assert headers["content-type"] == "application/problem+json"
+    assert int(headers["retry-after"]) >= 1
+    assert first.get("/health")[0] == 200  # never limited
+    assert second.get("/ready")[0] == 200

@@ -186,10 +186,10 @@ class FileIndex:
 
         Layer k of a configuration holds the k-th distinct version of each Python file and
         config file. Where a path has fewer versions, a stand-in keeps the tree that ruff sees
-        (packages and top-level modules, for first-party imports; the configuration): an empty
-        `__init__.py` or top-level module, or the first version of a config file. Stand-ins own
-        nothing: their diagnostics are ignored. Config files with more versions than any Python
-        file get layers of their own, without stand-ins.
+        (every module, for first-party imports; the configuration): an empty module, or the
+        first version of a config file. Stand-ins own nothing: their diagnostics are ignored.
+        Config files with more versions than any Python file get layers of their own, without
+        stand-ins.
         """
         root.mkdir(parents=True, exist_ok=True)
         root = root.resolve()
@@ -235,11 +235,9 @@ def _ruff_reads(path: str) -> bool:
 
 
 def _keeps_tree(path: str) -> bool:
-    """Whether a stand-in is needed: a package marker, or a top-level module."""
-    pure = PurePosixPath(path)
-    return pure.name in {"__init__.py", "__init__.pyi"} or (
-        len(pure.parts) == 1 and pure.suffix in {".py", ".pyi"}
-    )
+    """Whether a stand-in is needed: any module. ruff sorts `from app.main import x` as
+    first-party only when `app/main.py` exists, so every layer keeps every module's path."""
+    return PurePosixPath(path).suffix in {".py", ".pyi"}
 
 
 def _place(source: Path, target: Path) -> None:
