@@ -113,8 +113,8 @@ class TemplateRepo:
         return str(self.path)
 
 
-def build_template_repo(root: Path) -> TemplateRepo:
-    """A git repository of this template: the working tree tagged 0.1.0, then 0.2.0."""
+def tagged_template_copy(root: Path) -> None:
+    """A git repository at `root` holding this template's working tree, tagged 0.1.0."""
     root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
     shutil.copy2(MAIN / "copier.yml", root / "copier.yml")
@@ -123,6 +123,11 @@ def build_template_repo(root: Path) -> TemplateRepo:
     git(root, "init", "--quiet", "--initial-branch=main")
     commit_all(root, "Template 0.1.0")
     git(root, "tag", OLD)
+
+
+def build_template_repo(root: Path) -> TemplateRepo:
+    """A git repository of this template: the working tree tagged 0.1.0, then 0.2.0."""
+    tagged_template_copy(root)
     old_questions = frozenset(q.name for q in load_questions(root))
 
     replace_first_line(template_file(root, "app/routers/health.py"), NEW_DOCSTRING)

@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_update import TemplateRepo, answers_of, commit_all, git, render_at
+from test_update import (
+    TemplateRepo,
+    answers_of,
+    commit_all,
+    git,
+    render_at,
+    tagged_template_copy,
+)
 
 from backforge.model import default_answers, select, variant_id
 from backforge.render import install
@@ -193,14 +199,7 @@ print(json.dumps(asyncio.run(main())))
 
 def build_growing_template(root: Path) -> TemplateRepo:
     """This template tagged 0.1.0, then 0.2.0 with a new core revision and its model change."""
-    root.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
-    shutil.copy2(MAIN / "copier.yml", root / "copier.yml")
-    for folder in ("template", "hooks"):
-        shutil.copytree(MAIN / folder, root / folder, ignore=ignore)
-    git(root, "init", "--quiet", "--initial-branch=main")
-    commit_all(root, "Template 0.1.0")
-    git(root, "tag", OLD)
+    tagged_template_copy(root)
     model = root / "template/app/models/item.py.jinja"
     text = model.read_text(encoding="utf-8")
     assert UPDATED_AT in text, "the item model's updated_at line moved: update this test"
