@@ -50,13 +50,14 @@ async def test_the_pool_holds_what_the_gate_admits_in_every_dialect(settings: Se
     tuned = settings.model_copy(
         update={"db_pool_size": 3, "db_max_overflow": 2, "db_pool_timeout": 1.25}
     )
-    engine = create_engine(tuned)
-    try:
-        pool = engine.pool
-        assert isinstance(pool, QueuePool), type(pool)
-        assert pool.size() == 3
-        assert pool.timeout() == 1.25
-        assert pool._max_overflow == 2
-    finally:
-        await engine.dispose()
+    for autocommit in (False, True):  # the gate admits as many to either engine
+        engine = create_engine(tuned, autocommit=autocommit)
+        try:
+            pool = engine.pool
+            assert isinstance(pool, QueuePool), type(pool)
+            assert pool.size() == 3
+            assert pool.timeout() == 1.25
+            assert pool._max_overflow == 2
+        finally:
+            await engine.dispose()
     assert create_session_gate(tuned)._slots._value == 5

@@ -1,7 +1,13 @@
-"""The request's database session, and the answer when the database can't serve the request."""
+"""The request's database session, and the answer when the database can't serve the request.
+
+Plain reads (GET and HEAD) get a session of the autocommit engine: no BEGIN/ROLLBACK around
+their statements. Every other method gets a transaction, and so does a read route that declares
+`dependencies=[InTransaction]` (one that streams through a server-side cursor, for example).
+"""
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,8 +18,20 @@ from app.db.availability import is_unavailable
 
 logger = logging.getLogger(__name__)
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+_IN_TRANSACTION = "app.in_transaction"
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+
+async def in_transaction(request: Request) -> None:
+    """Mark a read route whose session must be a transaction (route dependencies run first)."""
+    request.scope[_IN_TRANSACTION] = True
+
+
+InTransaction = Depends(in_transaction)
+
+
+@asynccontextmanager
+async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session, once the session gate admits the request (waiting in arrival order).
 
     A database that can't serve now (down, restarting, saturated, or the gate's timeout) is a 503
@@ -21,14 +39,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     does the same for errors raised after this dependency has finished).
     """
     state = request.app.state
+    reads = request.method in READ_METHODS and _IN_TRANSACTION not in request.scope
+    factory = state.read_session_factory if reads else state.session_factory
     try:
-        async with state.session_gate(), state.session_factory() as session:
+        async with state.session_gate(), factory() as session:
             yield session
     except Exception as exc:
         if not is_unavailable(exc):
             raise
         logger.warning("database unavailable: %r", exc)
         raise DatabaseUnavailableError from exc
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with open_session(request) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
