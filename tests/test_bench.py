@@ -6,9 +6,12 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import typer
 from rich.console import Console
@@ -18,6 +21,7 @@ from backforge.bench import (
     ENDPOINTS,
     WRK_INSTALL_HINT,
     BenchResult,
+    CpuLayout,
     Endpoint,
     EndpointResult,
     Round,
@@ -25,15 +29,20 @@ from backforge.bench import (
     VariantBench,
     WrkNotFound,
     WrkStats,
+    compare_records,
     cpu_seconds,
     find_wrk,
     parse_wrk,
     pinned,
+    print_changes,
     print_result,
     rss_mb,
     run_bench,
 )
+from backforge.bench.processes import UvicornServer
 from backforge.cli import app
+from backforge.cli.bench import parse_connections
+from backforge.errors import UsageError
 from backforge.servers import available
 
 runner = CliRunner()
@@ -158,7 +167,7 @@ def test_targets_name_what_was_missed() -> None:
         endpoints=[
             EndpointResult(
                 health,
-                SideResult([Round(stats(700, 1, 3), 50.0)]),
+                SideResult([Round(stats(900, 1, 3), 50.0)]),
                 SideResult([Round(stats(1000, 1, 2), 30.0)]),
             ),
             EndpointResult(
@@ -168,18 +177,21 @@ def test_targets_name_what_was_missed() -> None:
             ),
         ],
         app_cold_start_s=1.2,
+        floor_cold_start_s=0.5,
         app_rss_mb=160.0,
     )
-    assert variant.endpoints[0].ratio == pytest.approx(0.7)
+    assert variant.endpoints[0].ratio == pytest.approx(0.9)
     met = {target.name: target.met for target in variant.targets()}
     assert met == {
-        "health: app/floor >= 0.6": True,
-        "get_item: app/floor >= 0.5": False,
+        "health: app/floor >= 0.8": True,
+        "get_item: app/floor >= 0.33": False,
         "zero errors (app)": False,
         "p99 <= 4 x p50 (app)": False,
         "RSS after load < 150 MB": False,
-        "cold start < 1.5 s": True,
+        "cold start <= 3 x the floor's": True,
     }
+    variant.app_cold_start_s = 1.6
+    assert not {t.name: t.met for t in variant.targets()}["cold start <= 3 x the floor's"]
     document = variant.to_dict()
     assert document["endpoints"][1]["ratio"] == pytest.approx(0.25)
     json.dumps(document)
@@ -187,18 +199,24 @@ def test_targets_name_what_was_missed() -> None:
 
 def test_the_table_stays_readable_in_80_columns() -> None:
     side = SideResult([Round(stats(12_345, 12.25, 118.5, errors=3), 1234.0)], rss_mb=123.0)
+    side.round_trips = 12.5
     result = BenchResult(
         duration_s=10,
-        connections=64,
+        connections=[64, 256],
         rounds=3,
         threads=1,
         app_cpus=[0],
         load_cpus=[1],
+        workers=2,
         variants=[
             VariantBench(
                 "postgresql-jwt-mt",
                 {"database": "postgresql"},
-                endpoints=[EndpointResult(endpoint, side, side) for endpoint in ENDPOINTS],
+                endpoints=[
+                    EndpointResult(endpoint, side, side, connections=connections)
+                    for connections in (64, 256)
+                    for endpoint in ENDPOINTS
+                ],
                 notes=["a [bracketed] note"],
             )
         ],
@@ -209,10 +227,13 @@ def test_the_table_stays_readable_in_80_columns() -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text
     for endpoint in ENDPOINTS:
-        assert f"{endpoint.name} app" in text
-        assert f"{endpoint.name} floor" in text
+        assert text.count(f"{endpoint.name} app") == 2  # one table per connection count
+        assert text.count(f"{endpoint.name} floor") == 2
+    assert "64 connections, 2 workers each" in text
+    assert "256 connections, 2 workers each" in text
     assert "12,345" in text
     assert "118.50" in text
+    assert "12.5" in text  # database round trips per request
     assert "a [bracketed] note" in text
 
 
@@ -235,6 +256,130 @@ def test_pinned_restores_the_affinity() -> None:
     with pinned(os.getpid(), [min(before)]):
         assert os.sched_getaffinity(os.getpid()) == {min(before)}
     assert os.sched_getaffinity(os.getpid()) == before
+
+
+def test_targets_are_checked_at_64_connections_when_measured() -> None:
+    read = ENDPOINTS[1]
+    slow = SideResult([Round(stats(100, 10, 20), 900.0)])
+    fast = SideResult([Round(stats(1000, 1, 2), 100.0)])
+    variant = VariantBench(
+        "postgresql-jwt",
+        {},
+        endpoints=[
+            EndpointResult(read, fast, fast, connections=256),
+            EndpointResult(read, slow, fast, connections=64),
+        ],
+    )
+    assert variant.connection_counts == [256, 64]
+    met = {target.name: target.met for target in variant.targets()}
+    assert met["get_item: app/floor >= 0.33"] is False  # 64 connections: 0.1, not 256's 1.0
+    only_256 = VariantBench("v", {}, endpoints=[EndpointResult(read, fast, fast, connections=256)])
+    assert {t.name: t.met for t in only_256.targets()}["get_item: app/floor >= 0.33"] is True
+
+
+def record(round_trips: float, ratio: float = 0.4, connections: int = 64) -> dict[str, Any]:
+    side = SideResult([Round(stats(400, 1, 2), 100.0)])
+    side.round_trips = round_trips
+    floor = SideResult([Round(stats(400 / ratio, 1, 2), 50.0)])
+    floor.round_trips = 3.0
+    result = BenchResult(
+        duration_s=1,
+        connections=[connections],
+        rounds=1,
+        threads=1,
+        app_cpus=[],
+        load_cpus=[],
+        variants=[
+            VariantBench(
+                "postgresql-jwt",
+                {},
+                endpoints=[EndpointResult(ENDPOINTS[1], side, floor, connections=connections)],
+            )
+        ],
+    )
+    document: dict[str, Any] = json.loads(json.dumps(result.to_dict()))
+    return document
+
+
+def test_more_round_trips_than_the_previous_record_is_a_regression() -> None:
+    changes = compare_records(record(3.0), record(4.0))
+    regressions = [c for c in changes if c.regression]
+    assert [(c.endpoint, c.measure) for c in regressions] == [
+        ("get_item", "app round trips/request")
+    ]
+    assert regressions[0].describe().startswith("REGRESSION postgresql-jwt get_item @64")
+    console = Console(width=120, record=True, file=io.StringIO())
+    print_changes(changes, console)
+    assert console.export_text().splitlines()[0].startswith("REGRESSION")
+
+
+def test_fewer_round_trips_or_a_lower_ratio_is_no_regression() -> None:
+    changes = compare_records(record(7.0, ratio=0.4), record(3.0, ratio=0.2))
+    assert not any(change.regression for change in changes)
+    ratio = next(c for c in changes if c.measure == "app/floor")
+    assert (ratio.before, ratio.after) == pytest.approx((0.4, 0.2))
+    # Only the same endpoint at the same connection count is compared.
+    assert compare_records(record(3.0, connections=256), record(9.0)) == []
+
+
+def test_compare_refuses_what_is_not_a_record() -> None:
+    with pytest.raises(ValueError, match="format"):
+        compare_records({"variants": []}, record(3.0))
+
+
+def test_connections_take_a_list() -> None:
+    assert parse_connections("64") == [64]
+    assert parse_connections("64,256") == [64, 256]
+    assert parse_connections("256, 64,256") == [256, 64]
+    for bad in ("", "x", "64,abc", "0", "64,-1"):
+        with pytest.raises(UsageError):
+            parse_connections(bad)
+
+
+def test_bench_command_refuses_a_bad_connections_list_or_compare_file(tmp_path: Path) -> None:
+    result = runner.invoke(bench_app(), ["bench", "--connections", "64,many"])
+    assert result.exit_code == 2, result.output
+    assert "--connections" in result.output
+    not_a_record = tmp_path / "old.json"
+    not_a_record.write_text('{"settings": {}}')
+    result = runner.invoke(bench_app(), ["bench", "--compare", str(not_a_record)])
+    assert result.exit_code == 2, result.output
+    assert "format" in result.output
+
+
+def test_workers_reach_the_server_command_and_the_cpu_layout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = UvicornServer("app", "python", "app.main:app", tmp_path, {}, tmp_path, [], workers=3)
+    command = server.command()
+    assert command[command.index("--workers") + 1] == "3"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(shutil, "which", lambda _name: "/usr/bin/taskset")
+    assert CpuLayout.detect() == CpuLayout(server=[0], load=[1, 2, 3])
+    assert CpuLayout.detect(2) == CpuLayout(server=[0, 1], load=[2, 3])
+    assert CpuLayout.detect(4) == CpuLayout([], [])  # nothing left for wrk: no pinning
+
+
+def test_cpu_and_memory_include_the_worker_processes() -> None:
+    """uvicorn --workers N: the work happens in children of the process bench started."""
+    burn = "sum(range(3 * 10**7)); b = bytearray(200 * 2**20); print('ready', flush=True); input()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        own = psutil.Process(os.getpid())
+        own_cpu = own.cpu_times().user + own.cpu_times().system
+        child_cpu = cpu_seconds(child.pid)
+        child_rss = rss_mb(child.pid)
+        assert child_cpu is not None and child_rss is not None
+        assert cpu_seconds(os.getpid()) == pytest.approx(own_cpu + child_cpu, abs=0.05)
+        assert child_rss > 200
+        total = rss_mb(os.getpid())
+        assert total is not None and total >= child_rss
+    finally:
+        child.communicate("")
 
 
 # --- wrk missing --------------------------------------------------------------------------------
@@ -285,7 +430,9 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert "app/floor" in result.output
     assert "cold start" in result.output
     document: dict[str, Any] = json.loads(out.read_text())
-    assert document["settings"]["connections"] == 8
+    assert document["format"] == 2
+    assert document["settings"]["connections"] == [8]
+    assert document["settings"]["workers"] == 1
     assert document["settings"]["rounds"] == 3
     (variant,) = document["variants"]
     assert variant["answers"]["database"] == "postgresql"
@@ -305,5 +452,11 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
             assert measured["cpu_us_per_request"] is not None
             assert measured["cpu_us_per_request"] > 0
             assert 10 < measured["rss_mb"] < 2000
+            trips = measured["round_trips_per_request"]
+            if endpoint["name"] == "health":
+                assert trips == 0, (side, trips)  # no database work at all
+            else:
+                assert trips >= 1, (endpoint["name"], side, trips)
+        assert endpoint["connections"] == 8
         assert endpoint["ratio"] > 0
     assert {t["name"] for t in variant["targets"]} >= {"zero errors (app)"}

@@ -31,21 +31,39 @@ class BenchError(RuntimeError):
     """The benchmark could not run (a server did not start, a step failed); exit 1."""
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of a process (all its threads); None when it is gone."""
+def _tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (uvicorn's workers when it runs more than one)."""
+    process = psutil.Process(pid)
     try:
-        times = psutil.Process(pid).cpu_times()
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process and its descendants (all their threads); None when
+    the process is gone. A worker that exits takes its time with it: sample around a run."""
+    try:
+        total = 0.0
+        for member in _tree(pid):
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                total += times.user + times.system
     except psutil.Error:
         return None
-    return float(times.user + times.system)
+    return total
 
 
 def rss_mb(pid: int) -> float | None:
-    """Resident memory in MiB; None when the process is gone."""
+    """Resident memory of a process and its descendants in MiB; None when it is gone."""
     try:
-        return float(psutil.Process(pid).memory_info().rss) / 2**20
+        total = 0
+        for member in _tree(pid):
+            with contextlib.suppress(psutil.Error):
+                total += member.memory_info().rss
     except psutil.Error:
         return None
+    return float(total) / 2**20
 
 
 def _children(pid: int) -> list[int]:
@@ -84,14 +102,16 @@ class CpuLayout:
     load: list[int]
 
     @staticmethod
-    def detect() -> CpuLayout:
+    def detect(workers: int = 1) -> CpuLayout:
+        """One core per server worker, the others for wrk and the database; no pinning when
+        that leaves nothing for the load (then everything shares every core)."""
         try:
             cpus = sorted(os.sched_getaffinity(0))
         except AttributeError:  # pragma: no cover - not Linux
             return CpuLayout([], [])
-        if len(cpus) < 2 or shutil.which("taskset") is None:
+        if len(cpus) <= workers or shutil.which("taskset") is None:
             return CpuLayout([], [])
-        return CpuLayout(server=cpus[:1], load=cpus[1:])
+        return CpuLayout(server=cpus[:workers], load=cpus[workers:])
 
     @staticmethod
     def prefix(cpus: Sequence[int]) -> list[str]:
@@ -113,8 +133,9 @@ class _Executor(HTTPExecutor):
 
 
 class UvicornServer:
-    """One uvicorn process (one worker) serving `target` on a free loopback port, started by a
-    mirakuru executor that waits for `GET /health` to answer 200 and stops the process group."""
+    """One uvicorn server (`workers` processes) serving `target` on a free loopback port, started
+    by a mirakuru executor that waits for `GET /health` to answer 200 and stops the process group.
+    """
 
     def __init__(
         self,
@@ -125,8 +146,10 @@ class UvicornServer:
         env: Mapping[str, str],
         run_dir: Path,
         cpus: Sequence[int],
+        workers: int = 1,
     ) -> None:
         self.name = name
+        self.workers = workers
         self.python = python
         self.target = target
         self.app_dir = app_dir
@@ -164,7 +187,7 @@ class UvicornServer:
             "--port",
             str(self.port),
             "--workers",
-            "1",
+            str(self.workers),
             "--loop",
             "uvloop",
             "--http",

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from backforge.bench.results import COLD_STARTS, BenchResult
+from backforge.bench.results import COLD_STARTS, BenchResult, Change
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -24,39 +24,43 @@ def print_result(result: BenchResult, console: Console) -> None:
         if result.app_cpus
         else "no CPU pinning"
     )
+    workers = f"{result.workers} worker{'s' if result.workers > 1 else ''} each, "
     for variant in result.variants:
-        console.print(
-            escape(
-                f"backforge bench: {variant.variant} -- {result.connections} connections, "
-                f"{result.duration_s:g} s x {result.rounds} rounds, {pinning}"
-            ),
-            style="bold",
-        )
-        table = Table(
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
-            collapse_padding=True,
-            caption="ratio: app/floor req/s; medians over rounds; CPU: µs per request",
-        )
-        table.add_column("endpoint", no_wrap=True)
-        for column in ("req/s", "ratio", "p50 ms", "p99 ms", "errors", "CPU µs", "RSS MB"):
-            table.add_column(column, justify="right")
-        for e in variant.endpoints:
-            wanted = e.endpoint.target_ratio
-            style = "" if wanted is None else ("green" if e.ratio >= wanted else "red")
-            for side, measured in (("app", e.app), ("floor", e.floor)):
-                table.add_row(
-                    f"{e.endpoint.name} {side}",
-                    f"{measured.rps:,.0f}",
-                    Text(f"{e.ratio:.2f}", style=style) if side == "app" else "",
-                    _number(measured.p50_ms, 2),
-                    _number(measured.p99_ms, 2),
-                    str(measured.errors),
-                    _number(measured.cpu_us_per_request, 0),
-                    _number(measured.rss_mb, 0),
-                    end_section=side == "floor",
-                )
-        console.print(table)
+        for connections in variant.connection_counts:
+            console.print(
+                escape(
+                    f"backforge bench: {variant.variant} -- {connections} connections, "
+                    f"{workers}{result.duration_s:g} s x {result.rounds} rounds, {pinning}"
+                ),
+                style="bold",
+            )
+            table = Table(
+                box=box.SIMPLE_HEAD,
+                pad_edge=False,
+                collapse_padding=True,
+                caption="ratio: app/floor req/s; medians over rounds; CPU: µs per request; "
+                "DB: database round trips per request",
+            )
+            table.add_column("endpoint", no_wrap=True)
+            for column in ("req/s", "ratio", "p50 ms", "p99 ms", "errors", "CPU µs", "DB", "RSS"):
+                table.add_column(column, justify="right")
+            for e in variant.at(connections):
+                wanted = e.endpoint.target_ratio
+                style = "" if wanted is None else ("green" if e.ratio >= wanted else "red")
+                for side, measured in (("app", e.app), ("floor", e.floor)):
+                    table.add_row(
+                        f"{e.endpoint.name} {side}",
+                        f"{measured.rps:,.0f}",
+                        Text(f"{e.ratio:.2f}", style=style) if side == "app" else "",
+                        _number(measured.p50_ms, 2),
+                        _number(measured.p99_ms, 2),
+                        str(measured.errors),
+                        _number(measured.cpu_us_per_request, 0),
+                        _number(measured.round_trips, 1),
+                        _number(measured.rss_mb, 0),
+                        end_section=side == "floor",
+                    )
+            console.print(table)
         console.print(
             f"cold start (launch to first /health 200, median of {COLD_STARTS}): "
             f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s",
@@ -70,3 +74,13 @@ def print_result(result: BenchResult, console: Console) -> None:
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for line in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False)
+
+
+def print_changes(changes: list[Change], console: Console) -> None:
+    """The comparison with the previous record: regressions first, in red."""
+    if not changes:
+        console.print("no endpoint in common with the previous record", highlight=False)
+        return
+    for change in sorted(changes, key=lambda c: not c.regression):
+        style = "red" if change.regression else ""
+        console.print(Text(change.describe(), style=style), highlight=False)

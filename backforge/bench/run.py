@@ -9,8 +9,9 @@ import json
 import os
 import secrets
 import tempfile
+import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,10 @@ from backforge.steps.tools import in_project, project_python, unique_name, uv_sy
 
 DEFAULT_SET = "database=postgresql,auth=jwt"
 DEFAULT_DURATION = 10.0
-DEFAULT_CONNECTIONS = 64
+DEFAULT_CONNECTIONS: tuple[int, ...] = (64,)
+DEFAULT_WORKERS = 1
+ROUND_TRIP_REQUESTS = 50
+"""Sequential requests per server and endpoint over which database round trips are counted."""
 DEFAULT_ROUNDS = 3
 BENCHMARKS_DIR = benchmarks_dir()
 SEED_ITEMS = 1000
@@ -124,12 +128,13 @@ class _VariantRun:
         layout: CpuLayout,
         duration: float,
         warmup: float,
-        connections: int,
+        connections: Sequence[int],
         rounds: int,
         threads: int,
         uv_cache: Path | None,
         progress: ProgressCallback,
         vcs_ref: str | None = None,
+        workers: int = 1,
     ) -> None:
         self.template = template
         self.vcs_ref = vcs_ref
@@ -143,7 +148,8 @@ class _VariantRun:
         self.layout = layout
         self.duration = duration
         self.warmup = warmup
-        self.connections = connections
+        self.connections = list(connections)
+        self.workers = workers
         self.rounds = rounds
         self.threads = threads
         self.uv_cache = uv_cache
@@ -221,7 +227,14 @@ class _VariantRun:
         env = self._env(url)
         python = project_python(self.project)
         app = UvicornServer(
-            "app", python, "app.main:app", self.project, env, self.run_dir, self.layout.server
+            "app",
+            python,
+            "app.main:app",
+            self.project,
+            env,
+            self.run_dir,
+            self.layout.server,
+            workers=self.workers,
         )
         floor_env = {**env, "FLOOR_AUTH": self.auth}
         floor = UvicornServer(
@@ -232,6 +245,7 @@ class _VariantRun:
             floor_env,
             self.run_dir,
             self.layout.server,
+            workers=self.workers,
         )
         try:
             self.say("seeding (1 user, 1,000 items)")
@@ -242,14 +256,60 @@ class _VariantRun:
             result.app_cold_start_s = self._cold_start(app)
             result.floor_cold_start_s = self._cold_start(floor)
             result.notes = self._compare(app, floor, seed)
-            for endpoint in ENDPOINTS:
-                result.endpoints.append(self._measure(endpoint, app, floor, seed))
+            counting = self._start_counting(sql, result.notes)
+            trips: dict[tuple[str, str], float | None] = {}
+            for connections in self.connections:
+                for endpoint in ENDPOINTS:
+                    measured = self._measure(endpoint, app, floor, seed, connections)
+                    for server, side in ((app, measured.app), (floor, measured.floor)):
+                        key = (endpoint.name, server.name)
+                        if key not in trips:  # the same at any load: counted once
+                            trips[key] = (
+                                self._round_trips(server, endpoint, seed, sql) if counting else None
+                            )
+                        side.round_trips = trips[key]
+                    result.endpoints.append(measured)
             result.app_rss_mb = rss_mb(app.pid)
             result.floor_rss_mb = rss_mb(floor.pid)
             return result
         finally:
             app.stop()
             floor.stop()
+
+    def _start_counting(self, sql: Callable[[str], str], notes: list[str]) -> bool:
+        """Make pg_stat_statements readable in the bench database; False (with a note) when
+        the server does not load it."""
+        try:
+            sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements;")
+        except (ServiceError, OSError) as exc:
+            notes.append(f"database round trips not counted (pg_stat_statements): {exc}")
+            return False
+        return True
+
+    def _round_trips(
+        self, server: UvicornServer, endpoint: Endpoint, seed: _Seed, sql: Callable[[str], str]
+    ) -> float:
+        """Database round trips per request: the statements PostgreSQL ran (pg_stat_statements
+        calls, BEGIN/COMMIT/ROLLBACK included) over ROUND_TRIP_REQUESTS sequential requests.
+        An empty query (`;`, what asyncpg's pre-ping sends) is not a statement, so not counted.
+        """
+        path = endpoint.path.format(item_id=seed.item_id)
+        headers = seed.headers if endpoint.authenticated else {}
+        body = {"name": "counted", "description": "x"} if endpoint.method == "POST" else None
+        sql("SELECT pg_stat_statements_reset();")
+        for _ in range(ROUND_TRIP_REQUESTS):
+            status, data = _request(
+                server.url, endpoint.method, path, json_body=body, headers=headers
+            )
+            if status >= 300:
+                raise BenchError(f"{server.name}: {endpoint.label} answered {status}: {data}")
+        time.sleep(0.2)  # a session closed after its response has sent its last statement
+        calls = sql(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND query NOT LIKE '%pg_stat_statements%';"
+        )
+        return int(calls.strip().splitlines()[-1]) / ROUND_TRIP_REQUESTS
 
     def _cold_start(self, server: UvicornServer) -> float:
         """Median of COLD_STARTS timed launches, after one that warms the bytecode caches."""
@@ -337,7 +397,14 @@ class _VariantRun:
                 )
         return notes
 
-    def _wrk(self, server: UvicornServer, endpoint: Endpoint, seed: _Seed, seconds: float) -> Round:
+    def _wrk(
+        self,
+        server: UvicornServer,
+        endpoint: Endpoint,
+        seed: _Seed,
+        seconds: float,
+        connections: int,
+    ) -> Round:
         path = endpoint.path.format(item_id=seed.item_id)
         script = BENCHMARKS_DIR / endpoint.script if endpoint.script else None
         before = cpu_seconds(server.pid)
@@ -345,8 +412,8 @@ class _VariantRun:
             self.wrk,
             server.url + path,
             seconds=seconds,
-            connections=self.connections,
-            threads=self.threads,
+            connections=connections,
+            threads=min(self.threads, connections),
             cpus=self.layout.load,
             headers=seed.headers if endpoint.authenticated else {},
             script=script,
@@ -360,17 +427,23 @@ class _VariantRun:
         return Round(stats, cpu)
 
     def _measure(
-        self, endpoint: Endpoint, app: UvicornServer, floor: UvicornServer, seed: _Seed
+        self,
+        endpoint: Endpoint,
+        app: UvicornServer,
+        floor: UvicornServer,
+        seed: _Seed,
+        connections: int,
     ) -> EndpointResult:
-        result = EndpointResult(endpoint)
+        result = EndpointResult(endpoint, connections=connections)
         sides = ((app, result.app), (floor, result.floor))
-        self.say(f"{endpoint.label}: warming up")
+        label = f"{endpoint.label} @{connections}"
+        self.say(f"{label}: warming up")
         for server, _ in sides:
-            self._wrk(server, endpoint, seed, self.warmup)
+            self._wrk(server, endpoint, seed, self.warmup, connections)
         for number in range(1, self.rounds + 1):
             for server, side in sides:
-                self.say(f"{endpoint.label}: round {number}/{self.rounds}, {server.name}")
-                side.rounds.append(self._wrk(server, endpoint, seed, self.duration))
+                self.say(f"{label}: round {number}/{self.rounds}, {server.name}")
+                side.rounds.append(self._wrk(server, endpoint, seed, self.duration, connections))
         for server, side in sides:
             side.rss_mb = rss_mb(server.pid)
         return result
@@ -404,8 +477,9 @@ def run_bench(
     spec: str = DEFAULT_SET,
     *,
     duration: float = DEFAULT_DURATION,
-    connections: int = DEFAULT_CONNECTIONS,
+    connections: int | Sequence[int] = DEFAULT_CONNECTIONS,
     rounds: int = DEFAULT_ROUNDS,
+    workers: int = DEFAULT_WORKERS,
     warmup: float | None = None,
     uv_cache: Path | None = None,
     pool: ServerPool | None = None,
@@ -414,7 +488,9 @@ def run_bench(
     """Benchmark every PostgreSQL variant of `spec` (a `--set` SET) against the floor.
 
     - `duration`: seconds of each measured wrk run (wrk counts whole seconds, at least 1);
-    - `connections`: concurrent connections kept open by wrk;
+    - `connections`: concurrent connections kept open by wrk, or a list of such counts (every
+      endpoint is measured at each, in order);
+    - `workers`: uvicorn worker processes of the app and of the floor alike;
     - `rounds`: measured runs per server and endpoint, interleaved app, floor, app, floor ...;
     - `warmup`: seconds of the unmeasured run before each endpoint (default min(duration, 3));
     - `uv_cache`: uv's cache for `uv sync` (default: $UV_CACHE_DIR, else uv's own);
@@ -424,8 +500,11 @@ def run_bench(
     ServiceUnavailable when PostgreSQL is not installed, BenchError when a step fails.
     """
     wrk = find_wrk()
-    if duration <= 0 or connections < 1 or rounds < 1:
-        raise UsageError("--duration must be positive, --connections and rounds at least 1")
+    counts = [connections] if isinstance(connections, int) else list(connections)
+    if duration <= 0 or not counts or min(counts) < 1 or rounds < 1 or workers < 1:
+        raise UsageError(
+            "--duration must be positive; --connections, --workers and rounds at least 1"
+        )
     if not BENCHMARKS_DIR.joinpath("floor.py").is_file():
         raise UsageError(f"the floor app is missing: {BENCHMARKS_DIR / 'floor.py'}")
     source, ref = (template, None) if template else default_template()
@@ -447,12 +526,13 @@ def run_bench(
         )
     if uv_cache is None and os.environ.get("UV_CACHE_DIR"):
         uv_cache = Path(os.environ["UV_CACHE_DIR"])
-    layout = CpuLayout.detect()
-    threads = max(1, min(2, len(layout.load) or 1, connections))
+    layout = CpuLayout.detect(workers)
+    threads = max(1, min(2, len(layout.load) or 1, max(counts)))
     progress = on_progress or (lambda message: None)
     result = BenchResult(
         duration_s=float(max(1, round(duration))),
-        connections=connections,
+        connections=counts,
+        workers=workers,
         rounds=rounds,
         threads=threads,
         app_cpus=layout.server,
@@ -473,9 +553,10 @@ def run_bench(
                 layout=layout,
                 duration=duration,
                 warmup=warm,
-                connections=connections,
+                connections=counts,
                 rounds=rounds,
                 threads=threads,
+                workers=workers,
                 uv_cache=uv_cache,
                 progress=progress,
                 vcs_ref=ref,

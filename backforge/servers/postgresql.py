@@ -7,6 +7,7 @@ import pwd
 import signal
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,14 @@ class PostgresTools:
     initdb: str
     postgres: str
     psql: str
+
+
+def stat_statements_available(postgres: str) -> bool:
+    """True when the server's library folder holds pg_stat_statements (a contrib module)."""
+    binary = Path(postgres).resolve()
+    candidates = [binary.parent.parent / "lib" / "pg_stat_statements.so"]
+    candidates += [binary.parent.parent / "lib" / "postgresql" / "pg_stat_statements.so"]
+    return any(candidate.is_file() for candidate in candidates)
 
 
 def postgres_tools() -> PostgresTools:
@@ -120,6 +129,10 @@ class PostgreSQLService(Service):
             "logging_collector": "off",
             "max_connections": "200",
         }
+        if stat_statements_available(self.tools.postgres):
+            # Per-statement call counts: `backforge bench` reads database round trips from them.
+            settings["shared_preload_libraries"] = "pg_stat_statements"
+            settings["pg_stat_statements.track_utility"] = "on"
         command = [self.tools.postgres, "-D", str(self.data_dir)]
         for name, value in settings.items():
             command += ["-c", f"{name}={value}"]
