@@ -67,7 +67,9 @@ async def test_the_read_engine_commits_each_statement_on_its_own(app: FastAPI) -
             )
 
 
-async def test_writes_and_the_export_run_in_a_transaction(app: FastAPI, client: AsyncClient) -> None:
+async def test_writes_and_the_export_run_in_a_transaction(
+    app: FastAPI, client: AsyncClient
+) -> None:
     with statements(app.state.engine) as writes, statements(app.state.read_engine) as reads:
         created = await client.post(ITEMS, json={"name": "written"})
         updated = await client.patch(f"{ITEMS}/{created.json()['id']}", json={"name": "renamed"})
