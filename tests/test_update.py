@@ -5,7 +5,7 @@ hooks/) with local tags, never on tags of this repository:
 
 - `0.1.0`: the template as it is in the working tree;
 - `0.2.0`: a line changed in app/routers/health.py, a section appended to README.md, a line
-  appended to app/middleware/timing.py, a new file docs/UPDATING.md, and a new question
+  appended to app/middleware/liveness.py, a new file docs/UPDATING.md, and a new question
   `update_probe` (alpha/beta/none) that renders PROBE.md unless none.
 
 Projects are rendered at 0.1.0, changed the way users change them, committed, and updated.
@@ -45,7 +45,7 @@ OLD, NEW = "0.1.0", "0.2.0"
 
 NEW_DOCSTRING = '"""Health checks: liveness (/health, no I/O) and readiness (/ready)."""'
 README_SECTION = "\n## Updating\n\nThis project follows its template: run `backforge update`.\n"
-TIMING_LINE = "# Timing middleware: changed in template 0.2.0.\n"
+TIMING_LINE = "# Liveness middleware: changed in template 0.2.0.\n"
 UPDATING_DOC = "# Updating\n\nReview `git diff` after `backforge update`, then commit.\n"
 PROBE_QUESTION = """
 # Added by the tests of backforge update (template 0.2.0)
@@ -132,7 +132,7 @@ def build_template_repo(root: Path) -> TemplateRepo:
 
     replace_first_line(template_file(root, "app/routers/health.py"), NEW_DOCSTRING)
     append(template_file(root, "README.md"), README_SECTION)
-    append(template_file(root, "app/middleware/timing.py"), TIMING_LINE)
+    append(template_file(root, "app/middleware/liveness.py"), TIMING_LINE)
     (root / "template" / "docs").mkdir(exist_ok=True)
     (root / "template" / "docs" / "UPDATING.md").write_text(UPDATING_DOC, encoding="utf-8")
     config = (root / "copier.yml").read_text(encoding="utf-8")
@@ -289,7 +289,7 @@ def test_user_edits_added_and_deleted_files_survive(project: Path) -> None:
         (project / relative).write_text(text, encoding="utf-8")
     (project / "scripts/seed.sh").chmod(0o755)
     (project / ".pre-commit-config.yaml").unlink()  # the template leaves it alone
-    (project / "app/middleware/timing.py").unlink()  # the template changes it in 0.2.0
+    (project / "app/middleware/liveness.py").unlink()  # the template changes it in 0.2.0
     commit_all(project, "Our changes")
     (project / "dev.db").write_bytes(b"ignored by git")  # ignored files do not make it dirty
 
@@ -306,7 +306,7 @@ def test_user_edits_added_and_deleted_files_survive(project: Path) -> None:
     assert os.access(project / "scripts/seed.sh", os.X_OK)
     assert (project / "docs/UPDATING.md").read_text() == UPDATING_DOC
     assert not (project / ".pre-commit-config.yaml").exists(), "a deleted file came back"
-    assert not (project / "app/middleware/timing.py").exists(), "a deleted file came back"
+    assert not (project / "app/middleware/liveness.py").exists(), "a deleted file came back"
     assert (project / "dev.db").read_bytes() == b"ignored by git"
     assert not list(project.rglob("*.rej"))
 
