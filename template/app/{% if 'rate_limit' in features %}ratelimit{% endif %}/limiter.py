@@ -192,7 +192,7 @@ class RateLimits:
     @staticmethod
     def _key(policy: Policy, *identity: str) -> str:
         """The current-window key `limits`' Redis storage uses for this policy and client."""
-        return f"{KEY_PREFIX}:{{{policy.item.key_for(*identity)}}}"
+        return KEY_PREFIX + ":{" + policy.item.key_for(*identity) + "}"
 
     async def _stats(self, policy: Policy, allowed: bool, *identity: str) -> Decision:
         stats = await self.limiter.get_window_stats(policy.item, *identity)
