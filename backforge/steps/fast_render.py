@@ -38,10 +38,10 @@ class _CompiledOnceEnvironment(SandboxedEnvironment):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._options = (
-            repr(sorted((name, repr(value)) for name, value in kwargs.items())),
-            tuple(sorted(self.extensions)),
-        )
+        # What compiling depends on: the options and extensions (not the loader, which only
+        # finds sources, and whose repr changes with every Copier worker).
+        options = {name: repr(value) for name, value in kwargs.items() if name != "loader"}
+        self._options = (repr(sorted(options.items())), tuple(sorted(self.extensions)))
 
     def compile(
         self,
