@@ -34,6 +34,7 @@ from backforge.databases import database_of
 from backforge.model import default_answers, reproduce_command, variant_id
 from backforge.render import effective_ref
 from backforge.servers import ServerPool
+from backforge.steps.fast_render import template_snapshot
 from backforge.steps.full import (
     Resources,
     ci_schema,
@@ -101,8 +102,9 @@ class CheckOptions:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Worker threads for the per-variant steps (OpenAPI; every full-tier step)."""
     work_dir: Path | None = None
-    """Where projects are rendered (`variants/<id>`) and kept; its `variants`, `lint` and
-    `openapi` folders are replaced. None: a temporary folder, removed at the end."""
+    """Where projects are rendered (`variants/<id>`) and kept; its `variants`, `lint`,
+    `openapi`, `pyc` and `snapshot` folders are replaced. None: a temporary folder, removed at
+    the end."""
     on_progress: ProgressCallback | None = None
     """Called with a `CheckProgress` after each step (from worker threads too)."""
     vcs_ref: str | None = None
@@ -203,9 +205,14 @@ class _Run:
     # -- static tier ----------------------------------------------------------------------
 
     def render_all(self) -> None:
+        template, vcs_ref, tasks = self.template, self.vcs_ref, self.tier == "full"
+        if not tasks:
+            # One clone of the template for the run, not one per variant (steps.fast_render)
+            snapshot = template_snapshot(template, vcs_ref, self.root / "snapshot")
+            if snapshot is not None:
+                template, vcs_ref = snapshot, None
         jobs = [
-            RenderJob(self.template, self.paths[v.id], v.answers, self.vcs_ref, self.tier == "full")
-            for v in self.results
+            RenderJob(template, self.paths[v.id], v.answers, vcs_ref, tasks) for v in self.results
         ]
         self.phase(f"render 0/{len(jobs)}")
         if self.jobs > 1 and len(jobs) >= PARALLEL_RENDER_MIN:
@@ -239,7 +246,8 @@ class _Run:
             layers = f"{layout.layer_count} layers, {len(index.distinct())} distinct files"
             self.batch(rendered, "ruff check", lambda: ruff_check_layers(index, layout), layers)
             self.batch(rendered, "ruff format", lambda: ruff_format_layers(index, layout), layers)
-            self.batch(rendered, "compile", lambda: byte_compile_files(index))
+            pyc = self.root / "pyc"
+            self.batch(rendered, "compile", lambda: byte_compile_files(index, pyc))
             self.phase("building the shared environment (uv)")
             pythons = venv.result()
         self.openapi(rendered, pythons, preload_modules(index))
@@ -402,7 +410,7 @@ def run_check(
     temporary = options.work_dir is None
     root = options.work_dir or Path(tempfile.mkdtemp(prefix="backforge-check-"))
     root = root.resolve()
-    for part in ("variants", "lint", "openapi"):
+    for part in ("variants", "lint", "openapi", "pyc", "snapshot"):
         shutil.rmtree(root / part, ignore_errors=True)
     (root / "variants").mkdir(parents=True, exist_ok=True)
     run = _Run(template, variants, options, root)

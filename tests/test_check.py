@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -29,7 +31,9 @@ from backforge.check import (
 )
 from backforge.model import select
 from backforge.servers import ServerPool
+from backforge.steps.fast_render import static_renders, template_snapshot
 from backforge.steps.results import StepFailed, StepResult
+from backforge.steps.static import render_variant
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -232,6 +236,67 @@ def test_openapi_runner_isolates_each_project_and_reports_failures(tmp_path: Pat
             runner.run(bad, {})
         assert "ModuleNotFoundError: No module named 'nope'" in failure.value.output
         assert runner.run(good, {}).strip() == "g None ['json']"  # the worker survived
+
+
+def test_compiled_files_are_linked_into_each_variant_as_hash_checked_pycs(
+    tmp_path: Path,
+) -> None:
+    projects = {
+        name: make_project(tmp_path, name, {"app/__init__.py": "", "app/x.py": "X = 1\n"})
+        for name in ("one", "two")
+    }
+    index = FileIndex(projects)
+    assert all(r.status == "passed" for r in byte_compile_files(index, tmp_path / "pyc").values())
+    one, two = (
+        Path(importlib.util.cache_from_source(str(p / "app/x.py"))) for p in projects.values()
+    )
+    assert one.stat().st_ino == two.stat().st_ino  # one compilation for both
+    assert one.read_bytes()[4:8] == (3).to_bytes(4, "little")  # hash-based, checked
+    (projects["two"] / "app/x.py").write_text("X = 2\n")  # a stale .pyc is never used
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.x; print(app.x.X)"],
+        cwd=projects["two"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "2"
+
+
+def test_the_openapi_worker_imports_what_a_child_imported_before_the_next_fork(
+    tmp_path: Path,
+) -> None:
+    code = "import sys\nimport app.main\nprint('csv' in sys.modules)\n"
+    main = {"app/__init__.py": "", "app/main.py": "import sys\nprint('csv' in sys.modules)\n"}
+    first = make_project(tmp_path, "first", {**main, "app/main.py": "import csv\n"})
+    second = make_project(tmp_path, "second", main)
+    runner = check.OpenAPIRunner(
+        sys.executable, workers=1, preload=[], scratch=tmp_path / "scratch", code=code
+    )
+    with runner:
+        assert runner.run(second, {}).split() == ["False", "False"]
+        assert runner.run(first, {}).split() == ["True"]
+        assert runner.run(second, {}).split() == ["True", "True"]  # csv: preloaded since
+
+
+def test_static_renders_are_byte_identical_to_plain_copier(tmp_path: Path) -> None:
+    """One clone, no per-file git, compiled Jinja reused: the same files as plain Copier's."""
+    variants = select(REPO, "database=mysql,auth=jwt,multi_tenant=true,features=[cache,rate_limit]")
+    variants += select(REPO, "database=sqlite,auth=none")
+    snapshot = template_snapshot(str(REPO), "HEAD", tmp_path)
+    assert snapshot is not None
+    for number, answers in enumerate(variants):
+        plain, fast = tmp_path / f"plain{number}", tmp_path / f"fast{number}"
+        render_variant(str(REPO), plain, answers, vcs_ref="HEAD", tasks=False)
+        with static_renders():
+            render_variant(snapshot, fast, answers, vcs_ref=None, tasks=False)
+        files = sorted(p.relative_to(plain) for p in plain.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(fast) for p in fast.rglob("*") if p.is_file())
+        for relative in files:
+            if relative.name == ".copier-answers.yml":  # names its source and commit
+                continue
+            assert (plain / relative).read_bytes() == (fast / relative).read_bytes(), relative
+            assert (plain / relative).stat().st_mode == (fast / relative).stat().st_mode
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,16 @@ OPENAPI_CODE: Final = (
 """Import `app.main` and build the OpenAPI document of the module's `app` (else `create_app()`)."""
 
 
+OPENAPI_ENV: Final = {
+    "ARGON2_TIME_COST": "1",
+    "ARGON2_MEMORY_COST_KIB": "1024",
+    "ARGON2_PARALLELISM": "1",
+}
+"""Settings for the import: `create_app` hashes a dummy password (the equal-time login path);
+with the production argon2 cost that hash was a third of a variant's OpenAPI step. The document
+does not depend on it. Names that a variant does not define are ignored by its settings."""
+
+
 def default_cache_dir() -> Path:
     """Where shared environments are kept between runs: `$XDG_CACHE_HOME/backforge`."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -128,6 +138,7 @@ def child(request):
         os.environ.update(request["env"])
         exec(compile(request["code"], "<openapi>", "exec"), {"__name__": "__main__"})
         code = 0
+        learned(request)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException:
@@ -139,16 +150,35 @@ def child(request):
         finally:
             os._exit(code)
 
+def learned(request):
+    # Tell the zygote which third-party modules this child imported (a warmer next child).
+    project = os.path.realpath(request["cwd"]) + os.sep
+    names = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if name not in preloaded and not os.path.realpath(path).startswith(project):
+            names.append(name)
+    with open(request["log"] + ".modules", "w") as out:
+        json.dump(sorted(names), out)
+
+preloaded = set()
+
+def warm(names):
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
+    preloaded.update(sys.modules)
+
 def main():
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     hello = json.loads(sys.stdin.readline())
-    for name in hello["preload"]:
-        try:
-            importlib.import_module(name)
-        except BaseException:
-            pass
+    warm(hello["preload"])
     channel.write("ready\n")
     for line in sys.stdin:
         request = json.loads(line)
@@ -159,6 +189,14 @@ def main():
             child(request)
         _, status = os.waitpid(pid, 0)
         channel.write(json.dumps({"status": os.waitstatus_to_exitcode(status)}) + "\n")
+        # What the child imported beyond the preload (pydantic.v1, fastapi.openapi.*, ...),
+        # imported here before the next fork: each module is imported once per worker.
+        try:
+            with open(request["log"] + ".modules") as found:
+                warm(json.load(found))
+            os.unlink(request["log"] + ".modules")
+        except (OSError, ValueError):
+            pass
 
 main()
 """
@@ -272,7 +310,7 @@ class OpenAPIRunner:
         self.close()
 
     def _base_env(self) -> dict[str, str]:
-        env = {**os.environ, "ENVIRONMENT": "test", "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, **OPENAPI_ENV, "ENVIRONMENT": "test", "PYTHONDONTWRITEBYTECODE": "1"}
         env.pop("VIRTUAL_ENV", None)
         return env
 

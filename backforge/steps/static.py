@@ -3,12 +3,16 @@ ruff format, byte-compile. Files identical across variants are checked once (`Fi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import json
 import os
+import py_compile
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import tomllib
 import traceback
@@ -19,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from backforge.render import captured_output, render
+from backforge.steps.fast_render import static_renders
 from backforge.steps.results import StepFailed, StepResult, tail_of
 from backforge.steps.tools import tool
 
@@ -294,22 +299,52 @@ def no_jinja_files(index: FileIndex) -> dict[str, StepResult]:
     )
 
 
-def byte_compile_files(index: FileIndex) -> dict[str, StepResult]:
-    """Compile every distinct Python file once (in memory), per variant."""
+def byte_compile_files(index: FileIndex, pyc_dir: Path | None = None) -> dict[str, StepResult]:
+    """Compile every distinct Python file once, per variant.
+
+    With `pyc_dir`, each compiled file is kept there as a hash-checked .pyc and linked into the
+    `__pycache__` of every variant that holds it, so that importing the variants (the OpenAPI
+    step) compiles nothing again. Python checks the source's hash before it uses such a file.
+    """
     started = time.perf_counter()
     problems: dict[FileKey, list[str]] = {}
-    for key in index.distinct():
-        if not key.path.endswith(".py"):
-            continue
-        source = index.sources[key].read_bytes()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                compile(source, key.path, "exec", dont_inherit=True)
-        except SyntaxError as error:
-            problems[key] = [f"{key.path}:{error.lineno}: {error.msg}"]
-        except ValueError as error:  # null bytes
-            problems[key] = [f"{key.path}: {error}"]
+    compiled: dict[FileKey, Path] = {}
+    scratch = pyc_dir or Path(tempfile.mkdtemp(prefix="backforge-pyc-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        for key in index.distinct():
+            if not key.path.endswith(".py"):
+                continue
+            target = scratch / f"{key.digest}.pyc"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    py_compile.compile(
+                        str(index.sources[key]),
+                        cfile=str(target),
+                        dfile=key.path,
+                        doraise=True,
+                        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                    )
+            except py_compile.PyCompileError as error:
+                cause = error.exc_value
+                if isinstance(cause, SyntaxError):
+                    problems[key] = [f"{key.path}:{cause.lineno}: {cause.msg}"]
+                else:  # null bytes
+                    problems[key] = [f"{key.path}: {cause}"]
+                continue
+            if pyc_dir is not None:
+                compiled[key] = target
+    finally:
+        if pyc_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    for vid, keys in index.files.items():
+        project = index.projects[vid]
+        for path, key in keys.items():
+            if key in compiled:
+                cached = Path(importlib.util.cache_from_source(str(project / path)))
+                cached.parent.mkdir(exist_ok=True)
+                _place(compiled[key], cached)
     return _per_variant(index, "compile", problems, time.perf_counter() - started)
 
 
@@ -487,10 +522,12 @@ class RenderJob:
 def render_job(job: RenderJob) -> StepResult:
     """The render step of one variant (a top-level function: it runs in worker processes)."""
     started = time.perf_counter()
+    renders = contextlib.nullcontext() if job.tasks else static_renders()
     try:
-        output = render_variant(
-            job.template, job.dest, job.answers, vcs_ref=job.vcs_ref, tasks=job.tasks
-        )
+        with renders:
+            output = render_variant(
+                job.template, job.dest, job.answers, vcs_ref=job.vcs_ref, tasks=job.tasks
+            )
     except StepFailed as error:
         return StepResult("render", "failed", time.perf_counter() - started, error.output)
     return StepResult("render", "passed", time.perf_counter() - started, output)

@@ -3,8 +3,10 @@ bearer token), else an IP address.
 
 Only what the app has verified names a client: a header anyone can vary (a made-up API key, a
 forged token) would give its sender a fresh budget per value. A bearer token's signature is
-checked here; an API key is known once the tenant dependency has verified it in this process
-(`VerifiedKeys`); until then its requests count for the IP.
+checked here; an API key is known once the tenant dependency has verified it (`VerifiedKeys`):
+in that process at once, and in every process sharing the Redis through a marker that the
+limiter reads in the same round trip as the hit. Until then (and always for a made-up key,
+which is never verified) its requests count for the IP.
 
 The IP is the socket peer, unless the peer is a trusted proxy (FORWARDED_ALLOW_IPS): then the
 nearest address in `X-Forwarded-For` that is not itself a trusted proxy. A forged
@@ -13,6 +15,7 @@ nearest address in `X-Forwarded-For` that is not itself a trusted proxy. A forge
 
 import hashlib
 import ipaddress
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -62,22 +65,45 @@ def digest(secret: str) -> str:
     return hashlib.blake2b(secret.encode(), digest_size=16).hexdigest()
 
 
+MARKER_PREFIX = "ratelimit:apikey:"
+
+
 class VerifiedKeys:
-    """API keys this process has verified, by hash, with their organization (least recent out)."""
+    """API keys verified by the tenant dependency, by hash, with their organization.
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    Kept in this process's memory (least recent out) and, when the counters are in Redis, as a
+    marker `ratelimit:apikey:<hash>` naming the organization, with a TTL of `marker_seconds`,
+    rewritten by a process that uses the key at most every half TTL. A revoked key's marker
+    lives on until its TTL: its requests (refused with 401) count for its organization until then.
+    """
+
+    def __init__(self, capacity: int = 10_000, marker_seconds: int = 300) -> None:
         self.capacity = capacity
-        self._organizations: OrderedDict[str, str] = OrderedDict()
+        self.marker_seconds = marker_seconds
+        self._organizations: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    def remember(self, api_key: str, organization: object) -> None:
-        key = digest(api_key)
-        self._organizations[key] = str(organization)
+    @staticmethod
+    def marker(api_key: str) -> str:
+        return MARKER_PREFIX + digest(api_key)
+
+    def remember(self, api_key: str, organization: object) -> bool:
+        """Note a verified key; True when its shared marker is due to be (re)written."""
+        key, name, now = digest(api_key), str(organization), time.monotonic()
+        known = self._organizations.get(key)
+        due = known is None or known[0] != name or now - known[1] >= self.marker_seconds / 2
+        if due:
+            self._organizations[key] = (name, now)
         self._organizations.move_to_end(key)
         if len(self._organizations) > self.capacity:
             self._organizations.popitem(last=False)
+        return due
+
+    def forget(self, api_key: str) -> None:
+        self._organizations.pop(digest(api_key), None)
 
     def organization(self, api_key: str) -> str | None:
-        return self._organizations.get(digest(api_key))
+        known = self._organizations.get(digest(api_key))
+        return known[0] if known is not None else None
 
 
 def identity(

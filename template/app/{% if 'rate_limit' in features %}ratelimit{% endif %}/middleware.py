@@ -1,5 +1,9 @@
 """The default limit on the API: every request under the prefix counts for its client.
 
+With `api_keys` (multi_tenant), a request with `X-API-Key` counts for the key's organization
+once any process has verified the key (`RateLimits.key_verified`): known in this process, or
+named by the key's marker in Redis, which the limiter reads in the hit's own round trip.
+
 The counters (`app.state.rate_limits`) open with the process, in the lifespan. Pure ASGI,
 inside the request-id layer: a 429 carries the request id, every allowed response
 carries the `RateLimit` fields. Paths outside the prefix (/health, /ready, /docs) are never limited.
@@ -7,11 +11,11 @@ carries the `RateLimit` fields. Paths outside the prefix (/health, /ready, /docs
 
 from http import HTTPStatus
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem
-from app.ratelimit.clients import Network, UserOfToken, VerifiedKeys, identity
+from app.ratelimit.clients import Network, UserOfToken, identity
 from app.ratelimit.limiter import Policy, RateLimits
 
 
@@ -24,23 +28,28 @@ class RateLimitMiddleware:
         prefix: str,
         trusted: tuple[Network, ...],
         user_of: UserOfToken | None,
-        keys: VerifiedKeys | None = None,
+        api_keys: bool = False,
     ) -> None:
         self.app = app
         self.policy = policy
         self.prefix = prefix
         self.trusted = trusted
         self.user_of = user_of
-        self.keys = keys
+        self.api_keys = api_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        client = identity(scope, self.trusted, self.user_of, self.keys)
         limits: RateLimits = scope["app"].state.rate_limits
-        decision = await limits.hit(self.policy, client)
+        keys = limits.keys if self.api_keys else None
+        client = identity(scope, self.trusted, self.user_of, keys)
+        marker = None
+        if keys is not None and limits.shared and not client.startswith("org:"):
+            api_key = Headers(scope=scope).get("x-api-key")
+            marker = keys.marker(api_key) if api_key else None
+        decision = await limits.hit(self.policy, client, marker=marker)
         if decision is None:
             await self.app(scope, receive, send)
             return

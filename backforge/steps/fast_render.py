@@ -1,0 +1,109 @@
+"""Rendering many variants of one template for the static tier, cheaply, with Copier itself.
+
+Per variant, Copier spent most of its time on work that does not depend on the answers:
+- cloning the template (a local git checkout is cloned, its uncommitted changes committed) for
+  every render: `template_snapshot` does Copier's own clone once per run and renders from that
+  plain directory (so the static tier's `.copier-answers.yml` names no `_commit`);
+- one `git config` subprocess per rendered file, to carry executable bits into the destination's
+  git index when `core.fileMode` is false; the static tier's destinations are no repositories:
+  `static_renders` skips it;
+- compiling the same Jinja sources again for every variant (file contents, path names, question
+  defaults): `static_renders` keeps each compiled template for the process, keyed by the
+  environment's options and the source, and Jinja instantiates a fresh template from it.
+
+`tests/test_check.py` proves the renders are byte-identical to plain Copier's (the answers
+file's source lines aside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import copier._main as copier_main
+import copier._vcs as copier_vcs
+from copier._jinja_ext import SandboxedEnvironment
+
+_CODE: dict[tuple[Any, ...], Any] = {}
+_PATCH_LOCK = threading.Lock()
+
+
+class _CompiledOnceEnvironment(SandboxedEnvironment):
+    """Copier's sandboxed environment, compiling each distinct source once per process."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What compiling depends on: the options and extensions (not the loader, which only
+        # finds sources, and whose repr changes with every Copier worker).
+        options = {name: repr(value) for name, value in kwargs.items() if name != "loader"}
+        self._options = (repr(sorted(options.items())), tuple(sorted(self.extensions)))
+
+    def compile(
+        self,
+        source: Any,
+        name: str | None = None,
+        filename: str | None = None,
+        raw: bool = False,
+        defer_init: bool = False,
+    ) -> Any:
+        parent: Any = super().compile
+        if not isinstance(source, str):  # an already parsed template (jinja2.nodes.Template)
+            return parent(source, name, filename, raw, defer_init)
+        key = (self._options, source, name, filename, raw, defer_init)
+        code = _CODE.get(key)
+        if code is None:
+            code = parent(source, name, filename, raw, defer_init)
+            _CODE[key] = code
+        return code
+
+
+def _no_git() -> bool:
+    return False
+
+
+_PATCHES: dict[str, Any] = {
+    "SandboxedEnvironment": _CompiledOnceEnvironment,
+    "is_git_available": _no_git,
+}
+
+
+@contextlib.contextmanager
+def static_renders() -> Iterator[None]:
+    """Copier, within this block, compiles each Jinja source once and runs no per-file git."""
+    with _PATCH_LOCK:
+        saved = {name: getattr(copier_main, name) for name in _PATCHES}
+        for name, value in _PATCHES.items():
+            setattr(copier_main, name, value)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                setattr(copier_main, name, value)
+
+
+def template_snapshot(template: str, vcs_ref: str | None, dest: Path) -> str | None:
+    """The template at `vcs_ref` as a plain directory under `dest`, made by Copier's own clone
+    (a local checkout's uncommitted changes included, as Copier renders them); None when the
+    template is no git repository (render it as it is) or the clone fails."""
+    if vcs_ref is None:
+        return None
+    target = dest / "template"
+    shutil.rmtree(target, ignore_errors=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        url = copier_vcs.get_repo(template)
+        if url is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            copier_vcs.clone(url, vcs_ref, str(target))
+    except Exception:
+        shutil.rmtree(target, ignore_errors=True)
+        return None
+    shutil.rmtree(target / ".git", ignore_errors=True)
+    return str(target)
