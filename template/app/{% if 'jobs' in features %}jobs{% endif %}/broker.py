@@ -184,6 +184,8 @@ def create_broker(settings: Settings, *, worker: bool) -> StreamBroker:
         max_connection_pool_size=settings.redis_max_connections,
         socket_timeout=timeout,
         socket_connect_timeout=settings.redis_timeout_seconds if not worker else 5,
+        # How long a caller waits for a free connection of the pool (redis-py's default is 20 s).
+        timeout=1.0 if not worker else 20,
     )
     delay = settings.jobs_retry_delay_seconds
     return broker.with_middlewares(
