@@ -701,6 +701,34 @@ def test_adding_a_feature_to_an_edited_project_keeps_every_edit(project: Path) -
     assert not list(project.rglob("*.rej"))
 
 
+def test_adding_jobs_to_an_edited_project_keeps_every_edit(project: Path) -> None:
+    """`-d 'features=[jobs]'` brings the queue, the worker and scheduler services and the Redis
+    plumbing into a project the team has changed, through files the feature also changes."""
+    readme, main_py = project / "README.md", project / "app/main.py"
+    replace_first_line(readme, "# Shop: the billing backend of ACME")
+    append(main_py, "# Our note at the end of main.py\n")
+    commit_all(project, "Our changes")
+    versions = {p.name: p.read_bytes() for p in (project / "migrations/versions").glob("*.py")}
+
+    result = update(project, data={"features": ["jobs"]})
+
+    assert result.ok, result.conflicts
+    assert answers_of(project)["features"] == ["jobs"]
+    assert readme.read_text().startswith("# Shop: the billing backend of ACME\n")
+    assert "Background jobs" in readme.read_text()
+    assert main_py.read_text().endswith("# Our note at the end of main.py\n")
+    assert (project / "app/jobs/worker.py").is_file()
+    assert (project / "app/jobs/scheduler.py").is_file()  # the default answers have auth=jwt
+    assert (project / "app/core/redis.py").is_file()
+    assert '"taskiq-redis>=' in (project / "pyproject.toml").read_text()
+    compose = (project / "compose.yaml").read_text()
+    assert "  worker:\n" in compose and "  scheduler:\n" in compose and "  redis:\n" in compose
+    assert {p.name: p.read_bytes() for p in (project / "migrations/versions").glob("*.py")} == (
+        versions
+    ), "an update changed a migration revision"
+    assert not list(project.rglob("*.rej"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Installing: uv lock and uv sync after a clean update, nothing committed
 # ---------------------------------------------------------------------------------------------
