@@ -726,6 +726,46 @@ def test_adding_jobs_to_an_edited_project_keeps_every_edit(project: Path) -> Non
     assert {p.name: p.read_bytes() for p in (project / "migrations/versions").glob("*.py")} == (
         versions
     ), "an update changed a migration revision"
+
+
+def test_adding_metrics_and_sentry_to_an_edited_project_keeps_every_edit(project: Path) -> None:
+    """`-d 'features=[metrics, sentry]'` brings the observability package, settings,
+    dependencies, Dockerfile and compose changes, through files the team has changed."""
+    readme, config = project / "README.md", project / "app/core/config.py"
+    dockerfile, main_py = project / "Dockerfile", project / "app/main.py"
+    replace_first_line(readme, "# Shop: the billing backend of ACME")
+    config.write_text(
+        config.read_text().replace(
+            "    debug: bool = False\n",
+            '    debug: bool = False\n    billing_currency: str = "EUR"\n',
+        )
+    )
+    lines = dockerfile.read_text().splitlines(keepends=True)
+    dockerfile.write_text("".join([lines[0], "# Our base image notes\n", *lines[1:]]))
+    append(main_py, "# Our note at the end of main.py\n")
+    commit_all(project, "Our changes")
+
+    result = update(project, data={"features": ["metrics", "sentry"]})
+
+    assert result.ok, result.conflicts
+    assert answers_of(project)["features"] == ["metrics", "sentry"]
+    assert readme.read_text().startswith("# Shop: the billing backend of ACME\n")
+    assert "**Metrics.**" in readme.read_text()
+    config_text = config.read_text()
+    assert 'billing_currency: str = "EUR"' in config_text
+    assert "metrics_allowed_ips" in config_text
+    assert "sentry_dsn" in config_text
+    assert "# Our base image notes\n" in dockerfile.read_text()
+    assert "ENV PROMETHEUS_MULTIPROC_DIR=" in dockerfile.read_text()
+    assert main_py.read_text().endswith("# Our note at the end of main.py\n")
+    assert (project / "app/observability/metrics.py").is_file()
+    assert (project / "app/observability/sentry.py").is_file()
+    assert not (project / "app/core/redis.py").exists()
+    pyproject = (project / "pyproject.toml").read_text()
+    assert '"prometheus-client>=' in pyproject
+    assert '"sentry-sdk>=' in pyproject
+    assert "METRICS_ALLOWED_IPS=" in (project / ".env.example").read_text()
+    assert "PROMETHEUS_MULTIPROC_DIR: /tmp/prometheus" in (project / "compose.yaml").read_text()
     assert not list(project.rglob("*.rej"))
 
 

@@ -220,6 +220,13 @@ class _VariantRun:
             # The limiter does all its work on every request (count, window, headers) but never
             # refuses one: the load measures what limiting costs, not how fast 429s are.
             env["RATE_LIMIT_DEFAULT"] = env["RATE_LIMIT_AUTH"] = f"{10**9}/minute"
+        if "metrics" in (self.answers.get("features") or []):
+            # The Docker image's configuration: multiprocess mode, every sample written to a file.
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.run_dir / "prometheus")
+        if "sentry" in (self.answers.get("features") or []):
+            # Initialised as in production (without a DSN it is never imported); no request fails
+            # and no trace is sampled, so nothing is sent to this address.
+            env["SENTRY_DSN"] = "http://bench@127.0.0.1:9/0"
         return env
 
     def _run_on(self, url: str, sql: Callable[[str], str]) -> VariantBench:

@@ -1,0 +1,1 @@
+"""Production visibility: Prometheus metrics and Sentry error reports, each only when chosen."""
