@@ -666,32 +666,46 @@ def test_answers_changed_during_the_update_arrive(
     assert empty_dirs(project) == empty_dirs(fresh)
 
 
-def test_adding_a_feature_to_an_edited_project_keeps_every_edit(project: Path) -> None:
-    """`-d 'features=[cache]'` brings the feature's files, settings, dependency and compose
+@pytest.mark.parametrize(
+    ("feature", "package_file", "setting"),
+    [
+        pytest.param("cache", "app/cache/store.py", "cache_ttl_seconds", id="cache"),
+        pytest.param(
+            "websockets", "app/realtime/router.py", "ws_max_message_bytes", id="websockets"
+        ),
+    ],
+)
+def test_adding_a_feature_to_an_edited_project_keeps_every_edit(
+    project: Path, feature: str, package_file: str, setting: str
+) -> None:
+    """`-d 'features=[X]'` brings the feature's files, settings, dependency and compose
     service into a project the team has changed, through files the feature also changes."""
     readme, health = project / "README.md", project / "app/routers/health.py"
     replace_first_line(readme, "# Shop: the billing backend of ACME")
     append(health, USER_ROUTE)
     main_py = project / "app/main.py"
     append(main_py, "# Our note at the end of main.py\n")
+    item_service = project / "app/services/item.py"
+    replace_first_line(item_service, '"""Item rules, as ACME bills them."""')
     (project / "app/routers/billing.py").write_text("VALUE = 1\n", encoding="utf-8")
     commit_all(project, "Our changes")
     versions = {p.name: p.read_bytes() for p in (project / "migrations/versions").glob("*.py")}
 
-    result = update(project, data={"features": ["cache"]})
+    result = update(project, data={"features": [feature]})
 
     assert result.ok, result.conflicts
-    assert answers_of(project)["features"] == ["cache"]
+    assert answers_of(project)["features"] == [feature]
     assert readme.read_text().startswith("# Shop: the billing backend of ACME\n")
     assert health.read_text().endswith(USER_ROUTE)
     main_text = main_py.read_text()
     assert main_text.endswith("# Our note at the end of main.py\n")
     assert "feature_lifespan" in main_text
     assert (project / "app/routers/billing.py").read_text() == "VALUE = 1\n"
-    assert (project / "app/cache/store.py").is_file()
+    assert item_service.read_text().startswith('"""Item rules, as ACME bills them."""\n')
+    assert (project / package_file).is_file()
     assert (project / "app/core/redis.py").is_file()
     assert not (project / "app/ratelimit").exists()
-    assert "cache_ttl_seconds" in (project / "app/core/config.py").read_text()
+    assert setting in (project / "app/core/config.py").read_text()
     assert "REDIS_URL=" in (project / ".env.example").read_text()
     assert '"redis>=' in (project / "pyproject.toml").read_text()
     assert "  redis:\n" in (project / "compose.yaml").read_text()
