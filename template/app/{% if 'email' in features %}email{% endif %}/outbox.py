@@ -1,14 +1,15 @@
 """The one way services send mail: `await outbox.send_later(email)`, never in the request's time.
 
-`after_response` (what every request gets) hands the message to the response's background
-tasks: it is delivered once the response has gone, and a failure is logged. A queue that
-retries (a job) fits the same seam: another `deliver` function behind `Outbox`.
+`request_outbox` builds a request's outbox; today it is `after_response`: the message joins the
+response's background tasks, is delivered once the response has gone, and a failure is logged.
+A queue that retries (a job) fits the same seam: `request_outbox` returns an `Outbox` whose
+`deliver` enqueues the message (`Email.as_dict()`), and nothing else changes.
 """
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import BackgroundTasks
+from fastapi import BackgroundTasks, Request
 
 from app.email.mailer import Mailer
 from app.email.message import Email
@@ -36,3 +37,8 @@ def after_response(mailer: Mailer, tasks: BackgroundTasks) -> Outbox:
         tasks.add_task(mailer.send_logged, email)
 
     return Outbox(mailer, deliver)
+
+
+def request_outbox(request: Request, tasks: BackgroundTasks) -> Outbox:
+    """Where the mail of this request goes (the dependencies of services that mail call it)."""
+    return after_response(request.app.state.mailer, tasks)
