@@ -10,8 +10,9 @@ Each scenario renders a project at 0.1.0, installs it (one uv environment per sc
 migrates it, stores rows through the API, adds a revision of its own (a `notes` table) and
 commits. Then it updates (a) to 0.2.0, and (b) switches on, one at a time, each capability that
 the project does not have yet (auth=jwt, then multi_tenant; then the email feature, whose
-revision marks the existing users verified: they sign in with EMAIL_VERIFICATION_REQUIRED on). After every update: `alembic upgrade
-heads` (the command the rendered README gives), `alembic check` clean, every revision file that
+revision marks the existing users verified: they sign in with EMAIL_VERIFICATION_REQUIRED on).
+After every update: `alembic upgrade heads` (the command the rendered README gives),
+`alembic check` clean, every revision file that
 existed before the update byte-identical, the user's table and every row still there (read
 through the API, as their owner), and the rendered project's ruff and test suite green.
 
