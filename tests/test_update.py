@@ -780,6 +780,36 @@ def test_adding_metrics_and_sentry_to_an_edited_project_keeps_every_edit(project
     assert '"sentry-sdk>=' in pyproject
     assert "METRICS_ALLOWED_IPS=" in (project / ".env.example").read_text()
     assert "PROMETHEUS_MULTIPROC_DIR: /tmp/prometheus" in (project / "compose.yaml").read_text()
+
+
+def test_adding_email_brings_its_revision_and_keeps_every_edit(project: Path) -> None:
+    """`-d 'features=[email]'` brings the account flows and their own revision (`email_0001`)
+    into a project whose auth service and user model the team has changed; the revisions the
+    database may have applied are untouched."""
+    auth_service, user_model = project / "app/services/auth.py", project / "app/models/user.py"
+    append(auth_service, "# Our note at the end of the auth service\n")
+    append(user_model, "# Our note at the end of the user model\n")
+    commit_all(project, "Our changes")
+    folder = project / "migrations/versions"
+    versions = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+
+    result = update(project, data={"features": ["email"]})
+
+    assert result.ok, result.conflicts
+    assert answers_of(project)["features"] == ["email"]
+    service_text, model_text = auth_service.read_text(), user_model.read_text()
+    assert service_text.endswith("# Our note at the end of the auth service\n")
+    assert "send_verification" in service_text
+    assert model_text.endswith("# Our note at the end of the user model\n")
+    assert "email_verified_at" in model_text
+    after = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+    assert {name: after.get(name) for name in versions} == versions
+    assert set(after) - set(versions) == {"email_0001_account_tokens.py"}
+    assert (project / "app/email/templates/password_reset.html.j2").is_file()
+    assert (project / "app/routers/account.py").is_file()
+    assert '"aiosmtplib>=' in (project / "pyproject.toml").read_text()
+    assert "EMAIL_BACKEND=" in (project / ".env.example").read_text()
+    assert not (project / "app/core/redis.py").exists()  # email needs no Redis
     assert not list(project.rglob("*.rej"))
 
 

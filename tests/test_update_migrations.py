@@ -9,8 +9,10 @@ A temporary git repository of this template is tagged twice:
 Each scenario renders a project at 0.1.0, installs it (one uv environment per scenario),
 migrates it, stores rows through the API, adds a revision of its own (a `notes` table) and
 commits. Then it updates (a) to 0.2.0, and (b) switches on, one at a time, each capability that
-the project does not have yet (auth=jwt, then multi_tenant). After every update: `alembic upgrade
-heads` (the command the rendered README gives), `alembic check` clean, every revision file that
+the project does not have yet (auth=jwt, then multi_tenant; then the email feature, whose
+revision marks the existing users verified: they sign in with EMAIL_VERIFICATION_REQUIRED on).
+After every update: `alembic upgrade heads` (the command the rendered README gives),
+`alembic check` clean, every revision file that
 existed before the update byte-identical, the user's table and every row still there (read
 through the API, as their owner), and the rendered project's ruff and test suite green.
 
@@ -42,7 +44,7 @@ from test_update import (
     tagged_template_copy,
 )
 
-from backforge.model import default_answers, select, variant_id
+from backforge.model import default_answers, load_questions, select, variant_id
 from backforge.render import install
 from backforge.servers import ServerPool, available
 from backforge.update import update_project
@@ -210,8 +212,9 @@ def build_growing_template(root: Path) -> TemplateRepo:
     return TemplateRepo(root, frozenset())
 
 
-CAPABILITY_ANSWERS = frozenset({"auth", "multi_tenant"})
+CAPABILITY_ANSWERS = frozenset({"auth", "multi_tenant", "features"})
 """The answers a revision file's name may depend on: the ones that can be switched on."""
+FEATURES = next(q for q in load_questions(MAIN) if q.name == "features").choices
 
 
 def test_template_revisions_depend_on_no_answer_that_can_change() -> None:
@@ -226,7 +229,8 @@ def test_template_revisions_depend_on_no_answer_that_can_change() -> None:
         assert not path.name.endswith(".jinja"), f"{path.name} is rendered by Jinja"
         assert "{{" not in text and "{%" not in text, f"{path.name} holds Jinja"
         named = set(re.findall(r"\b([a-z_]+)\b", "".join(re.findall(r"{%(.*?)%}", path.name))))
-        assert named - {"if", "endif", "jwt", "true", "false"} <= CAPABILITY_ANSWERS, path.name
+        words = {"if", "endif", "and", "in", "jwt", "true", "false", *FEATURES}
+        assert named - words <= CAPABILITY_ANSWERS, path.name
         match = re.search(r'^revision: str = "([^"]+)"$', text, re.M)
         assert match, f"{path.name} has no revision identifier"
         identifiers.append(match.group(1))
@@ -258,6 +262,9 @@ class Project:
             if not k.startswith(("FIRST_SUPERUSER_", "VIRTUAL_ENV", "DATABASE_URL"))
         }
         env.update(DATABASE_URL=self.url, ENVIRONMENT="test", PYTHONPATH=str(self.path))
+        # Once email is on, the users seeded before it must still sign in (email_0001 marks
+        # them verified); the rendered suite pins its own value.
+        env.update(EMAIL_VERIFICATION_REQUIRED="true")
         env.update(extra)
         return env
 
@@ -339,20 +346,28 @@ class Scenario:
         return variant_id(self.answers, DEFAULTS)
 
 
+def _with_email(answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The `features` answer that adds email to what the scenario started with."""
+    return {"features": [*answers.get("features", []), "email"]}
+
+
 def _switches(answers: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     if answers.get("auth") == "none":
-        return ({"auth": "jwt"}, {"multi_tenant": True})
+        # Then email, over users who signed up before addresses were verified.
+        return ({"auth": "jwt"}, {"multi_tenant": True}, _with_email(answers))
     if not answers.get("multi_tenant"):
         return ({"multi_tenant": True},)
     return ()
 
 
 def sqlite_scenarios() -> list[Scenario]:
-    """One scenario per distinct (auth, multi_tenant) of the pairwise set, on SQLite."""
+    """One scenario per distinct (auth, multi_tenant) of the pairwise set, on SQLite. They
+    start without email: the scenario without auth switches it on last."""
     chosen: dict[tuple[Any, Any], dict[str, Any]] = {}
     for variant in select(MAIN, "pairwise"):
         key = (variant.get("auth"), bool(variant.get("multi_tenant")))
-        chosen.setdefault(key, {**variant, "database": "sqlite"})
+        features = [f for f in variant.get("features", []) if f != "email"]
+        chosen.setdefault(key, {**variant, "database": "sqlite", "features": features})
     return [Scenario(answers, _switches(answers)) for answers in chosen.values()]
 
 
@@ -365,7 +380,7 @@ SERVER_SCENARIOS = [
     ),
     Scenario(
         {"database": "mysql", "auth": "jwt", "docker": True, "ci": "github"},
-        ({"multi_tenant": True},),
+        ({"multi_tenant": True}, {"features": ["email"]}),
     ),
 ]
 
