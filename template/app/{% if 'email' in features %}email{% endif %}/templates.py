@@ -34,8 +34,9 @@ class EmailTemplates:
         subject = self.environment.get_template(f"{name}.subject.j2").render(values)
         return Email(
             to=to,
-            # One line, whatever the values held: whitespace (CR and LF included) is collapsed.
-            subject=" ".join(subject.split()),
+            # One line, whatever the values held: control characters (CR and LF included) become
+            # spaces, and runs of spaces one.
+            subject=" ".join("".join(c if c.isprintable() else " " for c in subject).split()),
             text=self.environment.get_template(f"{name}.text.j2").render(values),
             html=self.environment.get_template(f"{name}.html.j2").render(values),
         )
