@@ -404,12 +404,16 @@ def test_the_guard_blocks_and_reports_other_origins(
     served = serve("default")
     watched = browser(served)
     watched.page.goto(served.base + "/docs")
-    watched.page.evaluate(
-        """url => { const script = document.createElement('script');
-                    script.src = url; document.head.append(script); }""",
+    # The promise settles once the script failed: the guard has seen the request by then
+    # (networkidle alone may already hold when the script is added, a race on a busy machine).
+    outcome = watched.page.evaluate(
+        """url => new Promise(resolve => { const script = document.createElement('script');
+                    script.onload = () => resolve('loaded');
+                    script.onerror = () => resolve('failed');
+                    script.src = url; document.head.append(script); })""",
         "https://cdn.example.invalid/swagger-ui-bundle.js",
     )
-    watched.settle()
+    assert outcome == "failed"
     assert watched.blocked == ["https://cdn.example.invalid/swagger-ui-bundle.js"]
     with pytest.raises(AssertionError):
         watched.assert_stayed_home()
