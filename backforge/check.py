@@ -4,7 +4,8 @@ The **static** tier, for each variant: render (in-process, Copier), no leftover 
 `ruff format --check`, byte-compile, import `app.main` and build the OpenAPI document
 (`steps.static`, `steps.openapi`). The **full** tier adds `uv sync`, `mypy --strict`, hadolint,
 the CI schema, the Alembic round trip and the project's own pytest suite against real servers
-(`steps.full`, `backforge.servers.ServerPool`).
+(`steps.full`, `backforge.servers.ServerPool`); the variants of a run share mypy's cache of the
+installed packages, never of their own modules (`steps.full.SharedTypeCache`).
 
 What makes the static tier fast over hundreds of variants: files identical across variants are
 checked once (`steps.static.FileIndex`), and one shared environment with every variant's
@@ -37,6 +38,7 @@ from backforge.servers import ServerPool
 from backforge.steps.fast_render import template_snapshot
 from backforge.steps.full import (
     Resources,
+    SharedTypeCache,
     ci_schema,
     hadolint,
     migrations_round_trip,
@@ -103,8 +105,8 @@ class CheckOptions:
     """Worker threads for the per-variant steps (OpenAPI; every full-tier step)."""
     work_dir: Path | None = None
     """Where projects are rendered (`variants/<id>`) and kept; its `variants`, `lint`,
-    `openapi`, `pyc` and `snapshot` folders are replaced. None: a temporary folder, removed at
-    the end."""
+    `openapi`, `pyc`, `snapshot` and `mypy-cache` folders are replaced. None: a temporary
+    folder, removed at the end."""
     on_progress: ProgressCallback | None = None
     """Called with a `CheckProgress` after each step (from worker threads too)."""
     vcs_ref: str | None = None
@@ -349,6 +351,7 @@ class _Run:
     def full(self) -> None:
         owned_pool = self.options.pool is None
         pool = self.options.pool or ServerPool()
+        self.type_cache = SharedTypeCache(self.root / "mypy-cache")
         try:
             with ThreadPoolExecutor(self.jobs) as executor:
                 list(executor.map(lambda v: self.full_variant(v, pool), self.results))
@@ -370,7 +373,7 @@ class _Run:
 
         try:
             step("uv-sync", lambda: uv_sync(project, self.options.uv_cache))
-            step("mypy", lambda: mypy_strict(project))
+            step("mypy", lambda: mypy_strict(project, self.type_cache))
             step("hadolint", lambda: hadolint(project))
             step("ci-schema", lambda: ci_schema(project))
             step(
@@ -410,7 +413,7 @@ def run_check(
     temporary = options.work_dir is None
     root = options.work_dir or Path(tempfile.mkdtemp(prefix="backforge-check-"))
     root = root.resolve()
-    for part in ("variants", "lint", "openapi", "pyc", "snapshot"):
+    for part in ("variants", "lint", "openapi", "pyc", "snapshot", "mypy-cache"):
         shutil.rmtree(root / part, ignore_errors=True)
     (root / "variants").mkdir(parents=True, exist_ok=True)
     run = _Run(template, variants, options, root)

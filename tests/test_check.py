@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ from backforge.check import (
 from backforge.model import select
 from backforge.servers import ServerPool
 from backforge.steps.fast_render import static_renders, template_snapshot
+from backforge.steps.full import SharedTypeCache
 from backforge.steps.results import StepFailed, StepResult
 from backforge.steps.static import render_variant
 
@@ -471,3 +473,44 @@ def test_full_tier_passes_for_a_sqlite_variant(tmp_path: Path, server_pool: Serv
     assert result.project is not None
     assert not (result.project / ".venv").exists()  # dropped once the variant passed
     print("\nfull tier, " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in result.steps))
+
+
+def _typed_project(root: Path, name: str, lib: str) -> Path:
+    """A project whose own code type-checks or not depending on `lib`, with a `.venv` that
+    sees this interpreter's packages (mypy among them)."""
+    project = make_project(
+        root,
+        name,
+        {
+            "pyproject.toml": '[tool.mypy]\nstrict = true\nfiles = ["app"]\n',
+            "app/__init__.py": "",
+            "app/lib.py": lib,
+            "app/core.py": "import yaml\n\nfrom app.lib import answer\n\nTOTAL: int = answer()\n"
+            "LOADED: object = yaml.safe_load('a: 1')\n",
+        },
+    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", project / ".venv"], check=True)
+    site = next((project / ".venv" / "lib").glob("python3*/site-packages"))
+    ours = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "backforge-packages.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
+    return project
+
+
+def test_variants_share_mypys_package_cache_but_never_their_own_modules(tmp_path: Path) -> None:
+    shared = SharedTypeCache(tmp_path / "mypy-cache")
+    good = _typed_project(tmp_path, "good", "def answer() -> int:\n    return 42\n")
+    assert "Success" in shared.mypy(good)
+    rows = [
+        path
+        for db in (tmp_path / "mypy-cache").rglob("*.db")
+        for (path,) in sqlite3.connect(db).execute("SELECT path FROM files2")
+    ]
+    assert any(path.startswith("yaml/") for path in rows)  # a package's entries are shared
+    assert any(path.startswith("builtins.") for path in rows)
+    assert not [path for path in rows if path.split("/")[0].split(".")[0] == "app"]
+    assert not (good / ".mypy_cache").exists()
+    # Same app/core.py, another app/lib.py: a cached `app.core` would hide this error.
+    bad = _typed_project(tmp_path, "bad", "def answer() -> str:\n    return 'x'\n")
+    with pytest.raises(StepFailed, match=r"app/core\.py:5: error: Incompatible types"):
+        shared.mypy(bad)
+    assert "Success" in shared.mypy(good)

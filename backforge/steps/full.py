@@ -4,6 +4,10 @@ against real servers (one database per variant on the run's ServerPool)."""
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
+import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +21,99 @@ from backforge.steps.results import StepFailed
 from backforge.steps.tools import in_project, run_tool, tool, unique_name
 
 
-def mypy_strict(project: Path) -> str:
-    return in_project(project, "mypy", "--no-incremental", env={"MYPY_CACHE_DIR": "/dev/null"})
+def mypy_strict(project: Path, shared: SharedTypeCache | None = None) -> str:
+    """`mypy` (strict, from the project's configuration), from scratch or with `shared`."""
+    if shared is None:
+        return in_project(project, "mypy", "--no-incremental", env={"MYPY_CACHE_DIR": "/dev/null"})
+    return shared.mypy(project)
+
+
+class SharedTypeCache:
+    """mypy's cache of the installed packages, shared by the variants of one run.
+
+    Most of a variant's `mypy` time goes to the packages it imports (SQLAlchemy, pydantic,
+    FastAPI, ...): the same files in every variant. Each variant starts from the entries the
+    variants before it left, **except for its own modules**: every entry under a top-level name
+    of a project (`app`, `tests`, `migrations`, ...) is left out, so the project's code is
+    always checked from scratch. A package entry is reused only if its file's hash matches
+    (mypy's own incremental rule), and installed packages never import a project's modules, so
+    the result is the one a cold run gives.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    def mypy(self, project: Path) -> str:
+        cache = project / ".mypy_cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        with self._lock:
+            if self.directory.is_dir():
+                shutil.copytree(self.directory, cache)
+        try:
+            output = in_project(project, "mypy", env={"MYPY_CACHE_DIR": str(cache)})
+            with self._lock:
+                _keep_package_entries(cache, self.directory, own=_own_names(project))
+            return output
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def _own_names(project: Path) -> frozenset[str]:
+    """The top-level names under which a project's own modules sit in mypy's cache."""
+    return frozenset(
+        path.name.removesuffix(".py")
+        for path in project.iterdir()
+        if path.is_dir() or path.suffix == ".py"
+    )
+
+
+def _is_own(cache_path: str, own: frozenset[str]) -> bool:
+    return cache_path.split("/", 1)[0].split(".", 1)[0] in own
+
+
+def _keep_package_entries(cache: Path, shared: Path, *, own: frozenset[str]) -> None:
+    """Add the package entries of one run's `cache` to `shared` (newest wins).
+
+    mypy keeps its cache in SQLite shards (`<python version>/cache.N.db`, rows keyed by a
+    module's path) or in plain files (`<python version>/<module path>.*`); both are handled.
+    """
+    for version in (d for d in cache.iterdir() if d.is_dir()):
+        target = shared / version.name
+        target.mkdir(parents=True, exist_ok=True)
+        for source in version.rglob("*"):
+            relative = source.relative_to(version)
+            if source.is_dir() or _is_own(relative.as_posix(), own):
+                continue
+            if source.suffix == ".db":
+                _merge_shard(source, target / relative, own)
+            else:
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target / relative)
+
+
+def _merge_shard(source: Path, target: Path, own: frozenset[str]) -> None:
+    with contextlib.closing(sqlite3.connect(target)) as db:
+        db.execute("ATTACH DATABASE ? AS run", (str(source),))
+        tables = db.execute("SELECT name, sql FROM run.sqlite_master WHERE type = 'table'")
+        for name, sql in tables.fetchall():
+            if not _TABLE_NAME.fullmatch(name):
+                continue  # not a table mypy made
+            columns = [row[1] for row in db.execute(f"PRAGMA run.table_info({name})")]
+            if "path" not in columns:
+                continue
+            db.execute(sql.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+            # The table name is checked above: an identifier, not a value to bind.
+            rows = db.execute(f"SELECT * FROM run.{name}").fetchall()  # noqa: S608
+            at = columns.index("path")
+            kept = [row for row in rows if not _is_own(row[at], own)]
+            marks = ", ".join("?" * len(columns))
+            insert = f"INSERT OR REPLACE INTO main.{name} VALUES ({marks})"  # noqa: S608
+            db.executemany(insert, kept)
+        db.commit()
+
+
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def hadolint(project: Path) -> str:
