@@ -31,7 +31,6 @@ from backforge.check import (
     run_check,
 )
 from backforge.model import select
-from backforge.servers import ServerPool
 from backforge.steps.fast_render import static_renders, template_snapshot
 from backforge.steps.full import SharedTypeCache
 from backforge.steps.results import StepFailed, StepResult
@@ -455,24 +454,6 @@ def test_a_temporary_work_dir_is_removed(tmp_path: Path) -> None:
     (result,) = run_check(str(REPO), [variant], CheckOptions(jobs=1))
     assert result.ok, result.failed
     assert result.project is None
-
-
-@pytest.mark.slow
-def test_full_tier_passes_for_a_sqlite_variant(tmp_path: Path, server_pool: ServerPool) -> None:
-    variants = select(REPO, "database=sqlite")
-    results = run_check(
-        str(REPO),
-        variants,
-        CheckOptions(tier="full", jobs=1, work_dir=tmp_path / "work", pool=server_pool),
-    )
-    (result,) = results
-    assert result.failed is None, (result.failed.name, result.failed.tail)
-    assert [s.name for s in result.steps] == list(FULL_STEPS)
-    pytest_step = result.steps[-1]
-    assert "passed" in pytest_step.output
-    assert result.project is not None
-    assert not (result.project / ".venv").exists()  # dropped once the variant passed
-    print("\nfull tier, " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in result.steps))
 
 
 def _typed_project(root: Path, name: str, lib: str) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from backforge.check import CheckOptions, VariantResult, run_check
+from backforge.check import FULL_STEPS, CheckOptions, VariantResult, run_check
 from backforge.cli import app
 from backforge.model import default_answers, select, variant_id
 from backforge.servers import ServerPool
@@ -103,6 +103,9 @@ def test_pairwise_covers_every_database() -> None:
 def test_full_tier_passes(vid: str, full_results: dict[str, VariantResult]) -> None:
     result = full_results[vid]
     assert result.ok, _failure(result)
+    assert [step.name for step in result.steps] == list(FULL_STEPS)
+    assert result.project is not None
+    assert not (result.project / ".venv").exists()  # dropped once the variant passed
     steps = {step.name: step for step in result.steps}
     tests = passed_count(steps["pytest"].output)
     assert tests >= 40, result.id
