@@ -42,7 +42,6 @@ from backforge.steps.full import (
     ci_schema,
     hadolint,
     migrations_round_trip,
-    mypy_strict,
     project_pytest,
 )
 from backforge.steps.openapi import (
@@ -377,7 +376,7 @@ class _Run:
 
         try:
             step("uv-sync", lambda: uv_sync(project, self.options.uv_cache))
-            step("mypy", lambda: mypy_strict(project, self.type_cache))
+            step("mypy", lambda: self.type_cache.mypy(project))
             step("hadolint", lambda: hadolint(project))
             step("ci-schema", lambda: ci_schema(project))
             step(

@@ -21,13 +21,6 @@ from backforge.steps.results import StepFailed
 from backforge.steps.tools import in_project, project_python, run_tool, tool, unique_name
 
 
-def mypy_strict(project: Path, shared: SharedTypeCache | None = None) -> str:
-    """`mypy` (strict, from the project's configuration), from scratch or with `shared`."""
-    if shared is None:
-        return in_project(project, "mypy", "--no-incremental", env={"MYPY_CACHE_DIR": "/dev/null"})
-    return shared.mypy(project)
-
-
 class SharedTypeCache:
     """mypy's cache of the installed packages, shared by the variants of one run.
 
@@ -45,6 +38,7 @@ class SharedTypeCache:
         self._lock = threading.Lock()
 
     def mypy(self, project: Path) -> str:
+        """`mypy` (strict, from the project's configuration) over `project`."""
         cache = project / ".mypy_cache"
         shutil.rmtree(cache, ignore_errors=True)
         with self._lock:
@@ -76,20 +70,12 @@ def _keep_package_entries(cache: Path, shared: Path, *, own: frozenset[str]) -> 
     """Add the package entries of one run's `cache` to `shared` (newest wins).
 
     mypy keeps its cache in SQLite shards (`<python version>/cache.N.db`, rows keyed by a
-    module's path) or in plain files (`<python version>/<module path>.*`); both are handled.
+    module's path). Anything else it writes is not shared: a variant then checks more itself.
     """
-    for version in (d for d in cache.iterdir() if d.is_dir()):
-        target = shared / version.name
+    for shard in cache.glob("*/*.db"):
+        target = shared / shard.parent.name
         target.mkdir(parents=True, exist_ok=True)
-        for source in version.rglob("*"):
-            relative = source.relative_to(version)
-            if source.is_dir() or _is_own(relative.as_posix(), own):
-                continue
-            if source.suffix == ".db":
-                _merge_shard(source, target / relative, own)
-            else:
-                (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target / relative)
+        _merge_shard(shard, target / shard.name, own)
 
 
 def _merge_shard(source: Path, target: Path, own: frozenset[str]) -> None:
