@@ -42,6 +42,19 @@ async def test_a_lone_surrogate_in_a_body_field_is_422(client: AsyncClient) -> N
     await assert_no_items(client)
 
 
+@pytest.mark.parametrize("body", [b'{"name": "caf\xe9"}', b'{"name": "\xc3\x28"}'])
+async def test_a_body_that_is_not_utf8_is_422_naming_the_body(
+    client: AsyncClient, body: bytes
+) -> None:
+    response = await client.post(ITEMS, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [
+        {"field": "body", "message": "the body is not valid UTF-8", "type": "json_invalid"}
+    ]
+    await assert_no_items(client)
+
+
 async def test_nul_in_a_query_parameter_is_422_naming_it(client: AsyncClient) -> None:
     assert_unstorable(await client.get(f"{ITEMS}?q=a%00b"), "query.q")
     assert_unstorable(await client.get(f"{ITEMS}/export.csv?sort=name&q=%00"), "query.q")

@@ -96,6 +96,10 @@ def problem(
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == HTTPStatus.BAD_REQUEST and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's 400 for a JSON body that is not UTF-8: like any other invalid body, a 422.
+        error = {"field": "body", "message": "the body is not valid UTF-8", "type": "json_invalid"}
+        return _validation_problem(request, [error])
     detail = exc.detail if isinstance(exc.detail, str) else None
     headers = exc.headers
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
@@ -126,6 +130,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         }
         for error in exc.errors()
     ]
+    return _validation_problem(request, errors)
+
+
+def _validation_problem(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
     return problem(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         title="Validation error",

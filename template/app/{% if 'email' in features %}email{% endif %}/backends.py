@@ -75,6 +75,19 @@ class SmtpBackend:
         )
 
 
+def is_transient(error: BaseException) -> bool:
+    """Whether sending again later may succeed (RFC 5321): the server unreachable, slow or gone
+    mid-conversation, or a 4xx answer. A 5xx answer (a refused recipient, a rejected message,
+    bad credentials) is final, as is any other error."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        refused = error.recipients
+        return bool(refused) and all(is_transient(recipient) for recipient in refused)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return 400 <= error.code < 500
+    # aiosmtplib's connect, disconnect and timeout errors are among these.
+    return isinstance(error, OSError | TimeoutError)
+
+
 def backend_from_settings(settings: Settings) -> EmailBackend:
     if settings.email_backend == "console":
         return ConsoleBackend(show_text=settings.environment != "production")

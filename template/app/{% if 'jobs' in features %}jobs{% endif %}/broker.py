@@ -13,11 +13,12 @@ that fails for good is logged with the id of the request that enqueued it.
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
 
 from asgi_correlation_id import correlation_id
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from sqlalchemy.exc import OperationalError
 from taskiq import (
     AckableMessage,
@@ -52,34 +53,52 @@ READ_BLOCK_MS = 1000
 
 
 class StreamBroker(RedisStreamBroker):
-    """`RedisStreamBroker` that looks for abandoned messages after every read.
+    """`RedisStreamBroker` that looks for abandoned messages after every read, and survives
+    Redis losing its stream.
 
     taskiq-redis claims pending messages only after a read that returned new ones, so on a
     quiet queue the job of a dead worker would wait for the next enqueue; here it waits at
-    most JOBS_REDELIVER_AFTER_SECONDS plus one read.
+    most JOBS_REDELIVER_AFTER_SECONDS plus one read. taskiq-redis declares the consumer group
+    once, at startup, so a worker would fail on every read after Redis lost it; here it is
+    declared again. taskiq-redis leaves acknowledged messages in the stream, which would grow
+    forever (keeping every job's arguments); here acknowledging a message deletes it (the queue
+    has one consumer group: its workers).
     """
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         async with Redis(connection_pool=self.connection_pool) as redis:
             client = cast(Any, redis)
             while True:
-                fetched = await client.xreadgroup(
-                    self.consumer_group_name,
-                    self.consumer_name,
-                    {self.queue_name: ">"},
-                    block=self.block,
-                    count=self.count,
-                )
+                try:
+                    fetched = await client.xreadgroup(
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        {self.queue_name: ">"},
+                        block=self.block,
+                        count=self.count,
+                    )
+                    claimed = await client.xautoclaim(
+                        self.queue_name,
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        min_idle_time=self.idle_timeout,
+                        count=self.unacknowledged_batch_size,
+                    )
+                except ResponseError as exc:
+                    # NOGROUP, or UNBLOCKED for a read that was waiting when the stream went.
+                    if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+                        raise
+                    # Redis lost the stream (a restart without persistence, a flush): declare
+                    # the group again; it reads the stream from its start, so jobs queued
+                    # meanwhile are run.
+                    logger.warning(
+                        "job queue %s lost its consumer group; declaring it again", self.queue_name
+                    )
+                    await self._declare_consumer_group()
+                    continue
                 for _stream, messages in fetched or []:
                     for message_id, fields in messages:
                         yield self._ackable(message_id, fields)
-                claimed = await client.xautoclaim(
-                    self.queue_name,
-                    self.consumer_group_name,
-                    self.consumer_name,
-                    min_idle_time=self.idle_timeout,
-                    count=self.unacknowledged_batch_size,
-                )
                 for message_id, fields in claimed[1]:
                     if fields:  # None: the entry was trimmed from the stream meanwhile
                         yield self._ackable(message_id, fields)
@@ -88,6 +107,18 @@ class StreamBroker(RedisStreamBroker):
         return AckableMessage(
             data=fields[b"data"], ack=self._ack_generator(id=message_id, queue_name=self.queue_name)
         )
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        """Acknowledge a message and delete it from the stream, in one transaction."""
+
+        async def ack() -> None:
+            async with Redis(connection_pool=self.connection_pool) as redis:
+                pipeline = cast(Any, redis).pipeline(transaction=True)
+                pipeline.xack(queue_name, self.consumer_group_name, id)
+                pipeline.xdel(queue_name, id)
+                await pipeline.execute()
+
+        return ack
 
 
 def _store(middleware: TaskiqMiddleware) -> JobStore | None:
