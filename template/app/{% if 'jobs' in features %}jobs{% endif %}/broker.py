@@ -1,9 +1,11 @@
 """The broker: taskiq on a Redis stream with a consumer group, acknowledged after the job ran.
 
 At least once: a worker takes a message (XREADGROUP) and acknowledges it (XACK) only after the
-job has finished, retries included; a message whose worker died stays pending and is claimed by
-another worker (XAUTOCLAIM) once it has been idle for JOBS_REDELIVER_AFTER_SECONDS. Jobs must
-therefore be safe to run twice.
+job has finished, retries included; while the job runs, its worker claims the message again
+(XCLAIM) every third of JOBS_REDELIVER_AFTER_SECONDS, so a long job is never taken from a live
+worker. A message whose worker died stays pending and is claimed by another worker (XAUTOCLAIM)
+once nobody has claimed it for JOBS_REDELIVER_AFTER_SECONDS. Jobs must therefore be safe to run
+twice.
 
 Retries (`RetryMiddleware`, taskiq's `SmartRetryMiddleware`): transient errors only, with a
 delay that grows with each attempt plus jitter, up to JOBS_MAX_ATTEMPTS attempts in all. A job
@@ -11,8 +13,10 @@ that fails for good is logged with the id of the request that enqueued it.
 """
 
 import asyncio
+import contextlib
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
 
@@ -62,10 +66,55 @@ class StreamBroker(RedisStreamBroker):
     once, at startup, so a worker would fail on every read after Redis lost it; here it is
     declared again. taskiq-redis leaves acknowledged messages in the stream, which would grow
     forever (keeping every job's arguments); here acknowledging a message deletes it (the queue
-    has one consumer group: its workers).
+    has one consumer group: its workers). taskiq-redis lets another worker claim the message
+    of a job that runs longer than the idle timeout, so a long job ran twice at once; here the
+    worker keeps claiming the messages of the jobs it runs.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The messages this worker runs, by id. Held weakly through their `ack` callables:
+        # taskiq drops a message once its job has ended, even when the job never acknowledged
+        # it (an error outside the job), and then it is no longer claimed.
+        self._running: weakref.WeakValueDictionary[Any, Callable[[], Awaitable[None]]] = (
+            weakref.WeakValueDictionary()
+        )
+
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        heartbeat = asyncio.create_task(self._keep_claiming())
+        try:
+            async for message in self._read():
+                yield message
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _keep_claiming(self) -> None:
+        """Claim the running jobs' messages again and again: their idle time stays well below
+        the timeout after which another worker would take them."""
+        interval = self.idle_timeout / 1000 / 3
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            while True:
+                await asyncio.sleep(interval)
+                running = list(self._running.keys())
+                if not running:
+                    continue
+                try:
+                    await cast(Any, redis).xclaim(
+                        self.queue_name,
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        min_idle_time=0,
+                        message_ids=running,
+                        justid=True,
+                    )
+                except REDIS_ERRORS as exc:
+                    # Redis down (nobody else can claim them either) or the stream gone: the
+                    # next beat tries again.
+                    logger.warning("could not claim the running jobs' messages: %r", exc)
+
+    async def _read(self) -> AsyncGenerator[AckableMessage, None]:
         async with Redis(connection_pool=self.connection_pool) as redis:
             client = cast(Any, redis)
             while True:
@@ -104,9 +153,9 @@ class StreamBroker(RedisStreamBroker):
                         yield self._ackable(message_id, fields)
 
     def _ackable(self, message_id: Any, fields: dict[bytes, bytes]) -> AckableMessage:
-        return AckableMessage(
-            data=fields[b"data"], ack=self._ack_generator(id=message_id, queue_name=self.queue_name)
-        )
+        ack = self._ack_generator(id=message_id, queue_name=self.queue_name)
+        self._running[message_id] = ack
+        return AckableMessage(data=fields[b"data"], ack=ack)
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         """Acknowledge a message and delete it from the stream, in one transaction."""
@@ -117,6 +166,7 @@ class StreamBroker(RedisStreamBroker):
                 pipeline.xack(queue_name, self.consumer_group_name, id)
                 pipeline.xdel(queue_name, id)
                 await pipeline.execute()
+            self._running.pop(id, None)
 
         return ack
 
