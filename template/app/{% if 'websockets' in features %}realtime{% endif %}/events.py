@@ -54,17 +54,27 @@ class Events:
         if self.redis is None:
             self.hub.deliver(scope, message)
             return
+        await self._send(self.redis, {"scope": scope, "message": message}, f"a {event_type} event")
+
+    async def revoke(self, user_id: object, scope: str | None = None) -> None:
+        """End the connections of a user who lost access (in `scope`, else everywhere), in every
+        process. Call it after the commit, like `publish`."""
+        if self.redis is None:
+            self.hub.revoke(str(user_id), scope)
+            return
+        await self._send(self.redis, {"scope": scope, "revoke": str(user_id)}, "a revocation")
+
+    async def _send(self, redis: RedisClient, envelope: Mapping[str, Any], what: str) -> None:
         if time.monotonic() < self._skip_until:
             return
-        envelope = json.dumps({"scope": scope, "message": message}, separators=(",", ":"))
         try:
-            await self.redis.publish(self.channel, envelope)
+            await redis.publish(self.channel, json.dumps(envelope, separators=(",", ":")))
         except REDIS_ERRORS as exc:
             now = time.monotonic()
             self._skip_until = now + BACK_OFF_SECONDS
             if now - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = now
-                logger.warning("publishing a %s event failed, dropped: %r", event_type, exc)
+                logger.warning("publishing %s failed, dropped: %r", what, exc)
 
 
 class ScopedEvents:
@@ -82,7 +92,9 @@ class RedisRelay:
     """One subscriber per process: Redis messages on the channel go to this process's hub.
 
     It reconnects on its own (every `RECONNECT_SECONDS`) after Redis goes away; `subscribed`
-    is the readiness check: a process that cannot receive events is not ready.
+    is the readiness check: a process that cannot receive events is not ready. Once subscribed
+    again it ends every connection of the process (1013): their clients missed the events and
+    revocations of the outage, so they reconnect, authenticate again and re-read.
     """
 
     def __init__(self, redis: RedisClient, hub: Hub, *, channel: str = CHANNEL) -> None:
@@ -90,6 +102,7 @@ class RedisRelay:
         self.hub = hub
         self.channel = channel
         self.connected = asyncio.Event()
+        self._lost = False
         self._warned_at = -WARN_EVERY_SECONDS
 
     async def subscribed(self) -> None:
@@ -99,23 +112,36 @@ class RedisRelay:
     async def run(self) -> None:
         while True:
             try:
-                messages = self.redis.messages(self.channel, on_subscribed=self.connected.set)
+                messages = self.redis.messages(self.channel, on_subscribed=self._on_subscribed)
                 async for raw in messages:
                     self.relay(raw)
             except REDIS_ERRORS as exc:
                 self.connected.clear()
+                self._lost = True
                 now = time.monotonic()
                 if now - self._warned_at >= WARN_EVERY_SECONDS:
                     self._warned_at = now
                     logger.warning("realtime subscription lost, reconnecting: %r", exc)
                 await asyncio.sleep(RECONNECT_SECONDS)
 
+    def _on_subscribed(self) -> None:
+        if self._lost:
+            self._lost = False
+            ended = self.hub.interrupt()
+            logger.warning("realtime subscription back; %d connection(s) told to reconnect", ended)
+        self.connected.set()
+
     def relay(self, raw: bytes) -> None:
+        """Hand an envelope to the hub: an event for a scope's connections, or a revocation."""
         try:
             envelope = json.loads(raw)
-            scope, message = envelope["scope"], envelope["message"]
-        except (ValueError, KeyError, TypeError):
-            logger.warning("ignored a malformed message on %s", self.channel)
-            return
-        if isinstance(scope, str) and isinstance(message, str):
+            scope = envelope["scope"]
+            revoked, message = envelope.get("revoke"), envelope.get("message")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            revoked = message = scope = None
+        if isinstance(revoked, str) and (scope is None or isinstance(scope, str)):
+            self.hub.revoke(revoked, scope)
+        elif isinstance(scope, str) and isinstance(message, str):
             self.hub.deliver(scope, message)
+        else:
+            logger.warning("ignored a malformed message on %s", self.channel)
