@@ -7,6 +7,8 @@ named by the key's marker in Redis, which the limiter reads in the hit's own rou
 The counters (`app.state.rate_limits`) open with the process, in the lifespan. Pure ASGI,
 inside the request-id layer: a 429 carries the request id, every allowed response
 carries the `RateLimit` fields. Paths outside the prefix (/health, /ready, /docs) are never limited.
+A WebSocket handshake under the prefix counts as a request too: a refused one is answered with
+the same 429 (or, on a server without ASGI's denial responses, closed with 1008 before it opens).
 """
 
 from http import HTTPStatus
@@ -17,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.errors import problem
 from app.ratelimit.clients import Network, UserOfToken, identity
 from app.ratelimit.limiter import Policy, RateLimits
+
+WEB = frozenset({"http", "websocket"})
+DENIAL = "websocket.http.response"  # the ASGI extension for answering a handshake with HTTP
 
 
 class RateLimitMiddleware:
@@ -39,7 +44,7 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(self.prefix):
+        if scope["type"] not in WEB or not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         limits: RateLimits = scope["app"].state.rate_limits
@@ -54,13 +59,20 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
+            detail = f"Too many requests; retry in {max(1, decision.reset_seconds)} s."
+            if scope["type"] == "websocket" and DENIAL not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": 1008, "reason": detail})
+                return
             response = problem(
                 HTTPStatus.TOO_MANY_REQUESTS,
-                detail=f"Too many requests; retry in {max(1, decision.reset_seconds)} s.",
+                detail=detail,
                 instance=path,
                 headers=decision.headers(),
             )
-            await response(scope, receive, send)
+            await response(scope, receive, send)  # a WebSocket's: as its handshake's answer
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
             return
         fields = decision.headers()
 
