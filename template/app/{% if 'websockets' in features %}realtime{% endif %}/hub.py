@@ -67,16 +67,13 @@ class Hub:
         """Queue `message` for every connection of `scope`; the number of connections reached."""
         return sum(subscription.offer(message) for subscription in self._scopes.get(scope, ()))
 
-    def revoke(self, user_id: str, scope: str | None = None) -> int:
-        """End the connections of `user_id` (in `scope`, else in every scope); how many."""
-        scopes = [scope] if scope is not None else list(self._scopes)
-        ended = 0
-        for name in scopes:
-            for subscription in self._scopes.get(name, ()):
+    def revoke(self, user_id: str, scope: str | None = None) -> None:
+        """End the connections of `user_id` (in `scope`, else in every scope)."""
+        scopes = self._scopes.values() if scope is None else [self._scopes.get(scope, set())]
+        for subscriptions in scopes:
+            for subscription in subscriptions:
                 if subscription.user_id == user_id:
                     subscription.end(status.WS_1008_POLICY_VIOLATION, "access revoked")
-                    ended += 1
-        return ended
 
     def interrupt(self) -> int:
         """End every connection: events may have been lost (the Redis subscription was), so each
