@@ -14,9 +14,10 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.core.config import Settings
+from app.db.session import connection_of
 from app.db.url import to_async_url
 
 pytestmark = pytest.mark.anyio
@@ -79,6 +80,31 @@ async def test_writes_and_the_export_run_in_a_transaction(
     assert reads == []
     assert any(statement.startswith("INSERT INTO items") for statement in writes)
     assert any(statement.startswith("UPDATE items") for statement in writes)
+
+
+async def test_a_session_is_asked_for_its_connection_once_per_transaction(app: FastAPI) -> None:
+    async with app.state.session_factory() as session:
+        asked = 0
+        ask = session.connection
+
+        async def counted(**options: Any) -> AsyncConnection:
+            nonlocal asked
+            asked += 1
+            connection: AsyncConnection = await ask(**options)
+            return connection
+
+        session.connection = counted
+        first = await connection_of(session)
+        assert await connection_of(session) is first
+        assert asked == 1
+        await session.commit()  # the transaction's connection goes back to the pool
+        after = await connection_of(session)
+        assert asked == 2
+        assert (await after.execute(text("SELECT 1"))).scalar_one() == 1
+        await session.rollback()
+        again = await connection_of(session)
+        assert asked == 3
+        assert (await again.execute(text("SELECT 2"))).scalar_one() == 2
 
 
 END_OTHER_CONNECTIONS = {

@@ -37,13 +37,20 @@ async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
     A database that can't serve now (down, restarting, saturated, or the gate's timeout) is a 503
     the client may retry, wherever it shows: here or in the route (the app's exception handler
     does the same for errors raised after this dependency has finished).
+
+    For dependencies only: FastAPI shields their exit from cancellation, so the session is
+    closed directly (`async with session` would close it in a task of its own, to shield it).
     """
     state = request.app.state
     reads = request.method in READ_METHODS and _IN_TRANSACTION not in request.scope
     factory = state.read_session_factory if reads else state.session_factory
     try:
-        async with state.session_gate(), factory() as session:
-            yield session
+        async with state.session_gate():
+            session = factory()
+            try:
+                yield session
+            finally:
+                await session.close()
     except Exception as exc:
         if not is_unavailable(exc):
             raise
