@@ -92,6 +92,20 @@ async def test_cors_preflight_allows_configured_origin_only(client: AsyncClient)
     assert "access-control-allow-origin" not in denied.headers
 
 
+async def test_answers_vary_on_origin_and_allow_only_configured_origins(
+    client: AsyncClient,
+) -> None:
+    server = await client.get("/health")  # no Origin: a server, an app, a load balancer
+    assert server.headers.get_list("vary") == ["Origin"]
+    assert "access-control-allow-origin" not in server.headers
+    browser = await client.get("/health", headers={"Origin": "http://testserver.local"})
+    assert browser.headers["access-control-allow-origin"] == "http://testserver.local"
+    assert browser.headers.get_list("vary") == ["Origin"]
+    stranger = await client.get("/health", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in stranger.headers
+    assert stranger.headers.get_list("vary") == ["Origin"]
+
+
 @pytest.mark.parametrize(
     ("accept_encoding", "content_encoding"),
     [("gzip", "gzip"), ("br;q=1.0, gzip;q=0.8", "gzip"), ("identity", None)],
@@ -174,7 +188,7 @@ async def test_a_database_server_that_never_answers_is_a_503_within_two_seconds(
 
 async def test_a_saturated_pool_is_a_503_problem(app: FastAPI, client: AsyncClient) -> None:
     app.state.session_gate = SessionGate(1, timeout=0.05)
-    async with app.state.session_gate():  # every session is taken
+    async with app.state.session_gate:  # every session is taken
         response = await client.get("/api/v1/items")
     assert_unavailable(response)
     assert (await client.get("/api/v1/items")).status_code == 200

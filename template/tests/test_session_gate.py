@@ -15,11 +15,11 @@ async def test_waiters_get_a_slot_in_arrival_order() -> None:
     release = asyncio.Event()
 
     async def holder() -> None:
-        async with gate():
+        async with gate:
             await release.wait()
 
     async def waiter(number: int) -> None:
-        async with gate():
+        async with gate:
             order.append(number)
 
     first = asyncio.create_task(holder())
@@ -36,13 +36,13 @@ async def test_waiters_get_a_slot_in_arrival_order() -> None:
 async def test_a_full_gate_times_out_and_frees_nothing() -> None:
     gate = SessionGate(1, timeout=0.05)
     loop = asyncio.get_running_loop()
-    async with gate():
+    async with gate:
         started = loop.time()
         with pytest.raises(TimeoutError):
-            async with gate():
+            async with gate:
                 pass  # pragma: no cover - never entered
         assert loop.time() - started < 1
-    async with gate():  # the timed-out waiter took no slot with it
+    async with gate:  # the timed-out waiter took no slot with it
         pass
 
 

@@ -45,7 +45,7 @@ async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
     reads = request.method in READ_METHODS and _IN_TRANSACTION not in request.scope
     factory = state.read_session_factory if reads else state.session_factory
     try:
-        async with state.session_gate():
+        async with state.session_gate:
             session = factory()
             try:
                 yield session
