@@ -707,7 +707,7 @@ def test_adding_a_feature_to_an_edited_project_keeps_every_edit(
     assert not (project / "app/ratelimit").exists()
     assert setting in (project / "app/core/config.py").read_text()
     assert "REDIS_URL=" in (project / ".env.example").read_text()
-    assert '"redis>=' in (project / "pyproject.toml").read_text()
+    assert '"redis[hiredis]>=' in (project / "pyproject.toml").read_text()
     assert "  redis:\n" in (project / "compose.yaml").read_text()
     assert {p.name: p.read_bytes() for p in (project / "migrations/versions").glob("*.py")} == (
         versions
