@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -481,6 +483,65 @@ def two_processes(
         second.close()
         postgres.drop_database("two_workers")
         redis.drop_database("two_workers")
+
+
+COMPILED_AT_START = """
+import importlib._bootstrap_external as external, json
+
+compiled = []
+source_to_code = external.SourceLoader.source_to_code
+
+def counted(self, data, path, *, _optimize=-1):
+    compiled.append(path)
+    return source_to_code(self, data, path, _optimize=_optimize)
+
+external.SourceLoader.source_to_code = counted
+import app.main
+print(json.dumps(compiled))
+"""
+
+
+def test_the_image_starts_without_compiling_its_code(
+    project_for: ProjectFor, tmp_path: Path
+) -> None:
+    """The runtime image writes no bytecode, so the Dockerfile's build step must leave none of
+    the code for a start to compile; bytecode checked by hash never runs a changed source."""
+    project = project_for("sqlite")
+    dockerfile = (project / "Dockerfile").read_text().splitlines()
+    step = next(line for line in dockerfile if line.startswith("RUN ") and "compileall" in line)
+    image = tmp_path / "image"  # the builder's /app: the code, and the environment beside it
+    for part in ("app", "migrations"):
+        shutil.copytree(project / part, image / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (image / ".venv").symlink_to(project / ".venv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        PYTHONDONTWRITEBYTECODE="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        ENVIRONMENT="test",
+    )
+
+    def compiled_at_start() -> set[str]:
+        result = subprocess.run(
+            [str(image / ".venv/bin/python"), "-c", COMPILED_AT_START],
+            cwd=image,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        paths = json.loads(result.stdout.strip().splitlines()[-1])
+        code = [str(image / "app"), str(image / "migrations")]
+        return {
+            str(Path(path).relative_to(image)) for path in paths if path.startswith(tuple(code))
+        }
+
+    assert "app/main.py" in compiled_at_start(), "the probe sees no compilation"
+    subprocess.run(shlex.split(step.removeprefix("RUN ")), cwd=image, env=env, check=True)
+    assert compiled_at_start() == set()
+    with (image / "app/__init__.py").open("a") as source:
+        source.write("CHANGED_AFTER_THE_BUILD = True\n")
+    assert compiled_at_start() == {"app/__init__.py"}
 
 
 def _send(
