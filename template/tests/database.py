@@ -5,7 +5,11 @@ share one server. Migrations are applied with Alembic, so the suite also proves 
 """
 
 import asyncio
+import contextlib
+import threading
+import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -80,3 +84,24 @@ def unreachable_url(database_url: str) -> str:
     if url.get_backend_name() == "sqlite":
         return "sqlite:////nonexistent-folder/never/test.db"
     return url.set(host="127.0.0.1", port=1).render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def driver_threads_end(seconds: float = 5.0) -> AsyncIterator[None]:
+    """On leaving, wait until the SQLite driver threads started inside have ended.
+
+    aiosqlite stops the thread of a connection that failed to open without waiting for it, and
+    the thread then answers on the event loop that asked: a test that ends first closes that loop
+    under it (an unhandled-thread-exception warning). Other drivers start no such threads.
+    """
+    before = set(threading.enumerate())
+    yield
+    started = [
+        thread
+        for thread in threading.enumerate()
+        if thread not in before and "_connection_worker_thread" in thread.name
+    ]
+    deadline = time.monotonic() + seconds
+    while any(thread.is_alive() for thread in started):
+        assert time.monotonic() < deadline, "a driver thread is still running"
+        await asyncio.sleep(0.01)

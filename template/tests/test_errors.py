@@ -11,7 +11,7 @@ from app.db.availability import is_unavailable
 from app.db.session import SessionGate
 from app.dependencies.db import SessionDep
 from app.main import create_app
-from tests.database import unreachable_url
+from tests.database import driver_threads_end, unreachable_url
 
 pytestmark = pytest.mark.anyio
 
@@ -145,7 +145,10 @@ async def test_an_unreachable_database_is_a_503_problem(settings: Settings) -> N
     broken = settings.model_copy(update={"database_url": unreachable_url(settings.database_url)})
     app = create_app(broken)
     transport = ASGITransport(app=app)
-    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with (
+        driver_threads_end(),
+        AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
         response = await client.get("/api/v1/items", headers=_caller_headers(app))
     await app.state.engine.dispose()
     assert_unavailable(response)
