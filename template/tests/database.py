@@ -6,11 +6,16 @@ share one server. Migrations are applied with Alembic, so the suite also proves 
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -105,3 +110,19 @@ async def driver_threads_end(seconds: float = 5.0) -> AsyncIterator[None]:
     while any(thread.is_alive() for thread in started):
         assert time.monotonic() < deadline, "a driver thread is still running"
         await asyncio.sleep(0.01)
+
+
+def run_in_new_interpreter(script: str, database_url: str) -> Any:
+    """Run `script` in an interpreter of its own, in the project, on `database_url`; what it
+    printed last, as JSON (for what this process can no longer show: its first import, say)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"}
+    result = subprocess.run(  # noqa: S603  (our own interpreter and script)
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -5,14 +5,9 @@ Both cases run in one interpreter of their own: OpenTelemetry's global tracer pr
 once per process, before the apps are created (as `opentelemetry-instrument` does).
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.database import ROOT
+from tests.database import run_in_new_interpreter
 
 SCRIPT = """
 import asyncio, json, sys
@@ -47,17 +42,7 @@ asyncio.run(main())
 @pytest.fixture(scope="module")
 def answers(database_url: str) -> dict[str, dict[str, object]]:
     """What an app with FASTAPI_TELEMETRY true, and one with it false, sent to the provider."""
-    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"}
-    result = subprocess.run(  # noqa: S603  (our own interpreter and script)
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    found: dict[str, dict[str, object]] = json.loads(result.stdout.strip().splitlines()[-1])
+    found: dict[str, dict[str, object]] = run_in_new_interpreter(SCRIPT, database_url)
     return found
 
 
