@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from backforge.databases import database_of
-from backforge.model import default_answers, reproduce_command, variant_id
+from backforge.model import default_answers, reproduce_command, variant_ids
 from backforge.render import effective_ref
 from backforge.servers import ServerPool
 from backforge.steps.fast_render import template_snapshot
@@ -151,11 +151,7 @@ class _Run:
         defaults = _local_defaults(template)
         self.results: list[VariantResult] = []
         self.paths: dict[str, Path] = {}
-        seen: dict[str, int] = {}
-        for answers in variants:
-            base = variant_id(answers, defaults)
-            seen[base] = seen.get(base, 0) + 1
-            vid = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        for vid, answers in zip(variant_ids(variants, defaults), variants, strict=True):
             command = reproduce_command(answers, template, defaults)
             if self.vcs_ref is not None:
                 command += f" --vcs-ref {shlex.quote(self.vcs_ref)}"

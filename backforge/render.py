@@ -11,12 +11,11 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import copier
-import yaml
 
 from backforge.errors import CommandError, UsageError
 
@@ -27,27 +26,11 @@ __all__ = [
     "commit_lockfile",
     "effective_ref",
     "install",
-    "parse_data",
     "render",
     "run",
     "template_checkout",
     "uv_binary",
 ]
-
-
-def parse_data(items: Iterable[str]) -> dict[str, Any]:
-    """Parse `KEY=VALUE` pairs; values are YAML, as in Copier (`-d 'features=[cache, jobs]'`)."""
-    data: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"-d expects KEY=VALUE, got {item!r}")
-        try:
-            data[key] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise UsageError(f"-d {key}: the value is not valid YAML ({exc})") from exc
-    return data
 
 
 def effective_ref(template: str, vcs_ref: str | None) -> str | None:
@@ -162,11 +145,14 @@ def commit_lockfile(project: Path) -> bool:
 
 
 @contextlib.contextmanager
-def template_checkout(source: str, vcs_ref: str | None = None) -> Iterator[Path]:
+def template_checkout(
+    source: str, vcs_ref: str | None = None, *, at_ref: bool = False
+) -> Iterator[Path]:
     """A local folder holding the template at `source`: the folder itself, or a clone of a git
-    URL (at `vcs_ref` when given) that is removed on exit."""
+    URL (at `vcs_ref` when given) that is removed on exit. With `at_ref`, a local git repository
+    is cloned too when `vcs_ref` is given, so that the folder holds that revision."""
     path = Path(source).expanduser()
-    if path.is_dir():
+    if path.is_dir() and not (at_ref and vcs_ref and (path / ".git").exists()):
         if not (path / "copier.yml").is_file() and not (path / "copier.yaml").is_file():
             raise UsageError(f"{path} is not a Copier template (no copier.yml)")
         yield path.resolve()

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -40,6 +41,7 @@ __all__ = [
     "failure_panel",
     "junit_xml",
     "print_report",
+    "print_unclipped",
     "progress_bar",
     "summary_line",
     "summary_table",
@@ -205,11 +207,22 @@ def progress_bar(console: Console | None = None) -> Iterator[Callable[[CheckProg
         yield update
 
 
+def print_unclipped(console: Console, renderable: RenderableType) -> None:
+    """Print `renderable` (a table) whole. On a terminal rich fits it to the window; into a pipe
+    or a file it is printed at its natural width, so that no cell is cut (`sqlite-non…`)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    natural = Measurement.get(console, console.options.update_width(1_000_000), renderable)
+    wide = Console(file=console.file, width=max(console.width, natural.maximum), highlight=False)
+    wide.print(renderable)
+
+
 def summary_table(results: Sequence[VariantResult], *, max_rows: int = MAX_TABLE_ROWS) -> Table:
     """One row per variant (failures first when there are more than `max_rows`)."""
     tiers = ", ".join(dict.fromkeys(result.tier for result in results)) or "no"
     table = Table(title=f"backforge check: {tiers} tier", title_justify="left")
-    table.add_column("Variant", overflow="fold")
+    table.add_column("Variant", no_wrap=True)
     table.add_column("Result")
     table.add_column("Failed step")
     table.add_column("Steps", justify="right")
@@ -274,7 +287,7 @@ def print_report(
     max_rows: int = MAX_TABLE_ROWS,
 ) -> None:
     """The summary table, a panel per failure, and the summary line (`seconds`: wall time)."""
-    console.print(summary_table(results, max_rows=max_rows))
+    print_unclipped(console, summary_table(results, max_rows=max_rows))
     for result in results:
         if not result.ok:
             console.print(failure_panel(result))

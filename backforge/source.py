@@ -69,6 +69,14 @@ def benchmarks_dir() -> Path:
     return BUNDLED / "benchmarks"
 
 
+def hooks_dir() -> Path:
+    """The template's hooks that backforge itself imports (`hooks/yes_no.py`): the checkout's,
+    else the wheel's."""
+    if running_from_checkout():
+        return CHECKOUT / "hooks"
+    return BUNDLED / "hooks"
+
+
 def _git(cwd: Path, *args: str) -> str:
     identity = ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
     result = subprocess.run(

@@ -36,7 +36,8 @@ from typing import Any, Final, Literal
 import copier
 import yaml
 
-from backforge.render import CommandError, UsageError, run, uv_binary
+from backforge.answers import check_data, parse_yes_no
+from backforge.render import CommandError, UsageError, run, template_checkout, uv_binary
 
 __all__ = [
     "ANSWERS_FILE",
@@ -162,8 +163,15 @@ class UpdateResult:
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
+    @property
+    def up_to_date(self) -> bool:
+        """True when the project was already at the template version and nothing changed."""
+        return self.from_version == self.to_version and not self.changed and self.ok
+
     def next_steps(self) -> list[str]:
-        """Commands and actions for the user, in order."""
+        """Commands and actions for the user, in order (none when `up_to_date`)."""
+        if self.up_to_date:
+            return []
         steps = [f"cd {self.dest}"]
         steps += [conflict.advice for conflict in self.conflicts]
         steps.append("git diff                 # review what the update changed")
@@ -172,7 +180,11 @@ class UpdateResult:
         if any(path.startswith(f"{MIGRATIONS}/") for path in self.changed):
             steps.append("uv run alembic upgrade heads   # apply the template's new revisions")
         steps.append("uv run pytest")
-        steps.append(f'git add -A && git commit -m "Update to template {self.to_version}"')
+        if self.from_version == self.to_version:
+            message = f"Change the answers of template {self.to_version}"
+        else:
+            message = f"Update to template {self.to_version}"
+        steps.append(f'git add -A && git commit -m "{message}"')
         return steps
 
 
@@ -263,8 +275,9 @@ def _read_answers(dest: Path) -> dict[str, Any]:
     path = dest / ANSWERS_FILE
     if not path.is_file():
         raise UsageError(
-            f"{dest} has no {ANSWERS_FILE}: it was not rendered from a Copier template "
-            "(or the answers file was moved), so there is nothing to update from"
+            f"{dest} is not a backforge project: it has no {ANSWERS_FILE} (the file a project "
+            "rendered by `backforge new` or Copier records its template and answers in), so "
+            "there is nothing to update from; run `backforge update` in a project's folder"
         )
     try:
         answers = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -282,23 +295,28 @@ def _read_answers(dest: Path) -> dict[str, Any]:
     return answers
 
 
-def _check_source(dest: Path, answers: Mapping[str, Any]) -> None:
-    """A local template path recorded in the answers file must still exist."""
+def _check_source(dest: Path, answers: Mapping[str, Any]) -> str:
+    """A local template path recorded in the answers file must still exist; the source."""
     source = str(answers["_src_path"])
     if "://" in source or source.startswith(("git@", "gh:", "gl:")):
-        return
+        return source
     path = Path(source).expanduser()
-    if path.exists() or (not path.is_absolute() and (dest / path).exists()):
-        return
+    if path.exists():
+        return str(path)
+    if not path.is_absolute() and (dest / path).exists():
+        return str(dest / path)
     raise UsageError(
         f"the template that {dest / ANSWERS_FILE} records (_src_path: {source}) is not there "
         "any more; set _src_path to the template's current path or git URL, commit, and update"
     )
 
 
-def _check_repository(dest: Path) -> None:
+def _check_folder(dest: Path) -> None:
     if not dest.is_dir():
         raise UsageError(f"{dest} does not exist or is not a folder")
+
+
+def _check_repository(dest: Path) -> None:
     inside = _git(dest, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         raise UsageError(
@@ -341,16 +359,13 @@ CAPABILITIES: Final[Mapping[str, tuple[object, str]]] = {
 update may switch one on (its migration revisions come with it) but never off: its tables and
 columns are in the database, and the applied revisions that made them would be deleted."""
 
-_TRUE_WORDS: Final = frozenset({"true", "yes", "y", "on", "1"})
 
-
-def _as_answer(value: object, like: object) -> object:
-    """`value` as Copier would read it for a question whose values look like `like`."""
-    if isinstance(like, bool):
-        if isinstance(value, str):
-            return value.strip().lower() in _TRUE_WORDS
-        return bool(value)
-    return value
+def _is_on(name: str, value: object, on: object) -> bool:
+    """Whether `value` switches the capability `name` on; a yes/no answer must be a YAML
+    boolean (`parse_yes_no`, the parser the template's hook uses too)."""
+    if isinstance(on, bool):
+        return value is not None and parse_yes_no(value, name) == on
+    return value == on
 
 
 def refused_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
@@ -363,9 +378,9 @@ def refused_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -
                 f"{name}: cannot change from {before[name]!r} to {data[name]!r} in an update: {why}"
             )
     for name, (on, brings) in CAPABILITIES.items():
-        if name not in data or _as_answer(before.get(name), on) != on:
+        if name not in data or not _is_on(name, before.get(name), on):
             continue
-        if _as_answer(data[name], on) != on:
+        if not _is_on(name, data[name], on):
             refused.append(
                 f"{name}: cannot switch off ({before[name]!r} to {data[name]!r}) in an update: "
                 f"the database holds its {brings}, made by migration revisions that the update "
@@ -559,11 +574,15 @@ def update_project(
     Returns an `UpdateResult` listing every conflict; nothing is committed.
     """
     dest = Path(dest).resolve()
-    answers = dict(data or {})
-    _check_repository(dest)
+    _check_folder(dest)
     before = _read_answers(dest)
+    _check_repository(dest)
+    source = _check_source(dest, before)
+    answers = dict(data or {})
+    if answers:
+        with template_checkout(source, vcs_ref, at_ref=True) as template:
+            answers = check_data(template, answers)
     _check_answer_changes(before, answers)
-    _check_source(dest, before)
     _check_clean(dest)
     known_rejects = _ignored_rejects(dest)
     caught: list[warnings.WarningMessage] = []

@@ -9,7 +9,8 @@ The answers file still holds the project's answers; the JSON argument holds the 
 with `-d`. `database` never changes, and `auth` / `multi_tenant` are never switched off: their
 revisions have been applied to the database. (Copier gives a `before` migration no way to see an
 answer changed at the interactive prompt; the rendered README says to keep these answers.)
-Exit status 1 with one line per refused answer; 0 otherwise.
+A yes/no answer that is not a YAML boolean (`maybe`, `t`) is refused too (`yes_no.py`, the
+parser backforge uses as well). Exit status 1 with one line per refused answer; 0 otherwise.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yes_no import parse_yes_no
 
 FIXED = ("database",)
 CAPABILITIES: dict[str, Any] = {"auth": "jwt", "multi_tenant": True}
-TRUE_WORDS = frozenset({"true", "yes", "y", "on", "1"})
 
 
-def _as_answer(value: Any, like: Any) -> Any:
-    if isinstance(like, bool):
-        return value.strip().lower() in TRUE_WORDS if isinstance(value, str) else bool(value)
-    return value
+def _is_on(name: str, value: Any, on: Any) -> bool:
+    """Whether `value` switches the capability `name` on (ValueError: not a yes/no answer)."""
+    if isinstance(on, bool):
+        return value is not None and parse_yes_no(value, name) == on
+    return bool(value == on)
 
 
 def refused(before: dict[str, Any], data: dict[str, Any]) -> list[str]:
@@ -41,8 +43,18 @@ def refused(before: dict[str, Any], data: dict[str, Any]) -> list[str]:
         if name in data and name in before and data[name] != before[name]
     ]
     for name, on in CAPABILITIES.items():
-        was_on = _as_answer(before.get(name), on) == on
-        if name in data and was_on and _as_answer(data[name], on) != on:
+        if name not in data:
+            continue
+        try:
+            now_on = _is_on(name, data[name], on)
+        except ValueError as error:
+            messages.append(str(error))
+            continue
+        try:
+            was_on = _is_on(name, before.get(name), on)
+        except ValueError:
+            was_on = False  # an answers file edited by hand: Copier itself will refuse it
+        if was_on and not now_on:
             messages.append(
                 f"{name}: cannot switch off ({before[name]!r} to {data[name]!r}) in an "
                 "update: its tables hold data and the database has applied its revisions"

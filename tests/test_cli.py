@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from backforge import __version__
+from backforge.answers import parse_data
 from backforge.cli import app
-from backforge.render import UsageError, parse_data
+from backforge.errors import UsageError
 from backforge.steps.static import check_no_jinja
 
 runner = CliRunner()

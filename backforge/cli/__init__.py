@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from backforge import __version__
-from backforge.cli import bench, check, new, update, variants
+from backforge.cli import bench, check, new, questions, update, variants
 from backforge.cli.common import console
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def main_callback(
 
 app.command("new")(new.new)
 app.command("update")(update.update)
+app.command("questions")(questions.questions)
 app.command("variants")(variants.variants)
 app.command("check")(check.check)
 app.command("bench")(bench.bench)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 from rich.markup import escape
 from rich.panel import Panel
 
+from backforge.answers import check_data, parse_data
 from backforge.cli.common import (
     EXIT_FAILED,
     DataOption,
@@ -20,8 +21,25 @@ from backforge.cli.common import (
     fail,
 )
 from backforge.errors import CommandError, UsageError
-from backforge.render import install, parse_data, render
+from backforge.model import PRESETS, VariantError, preset_answers
+from backforge.render import install, render, template_checkout
 from backforge.source import default_template, require_trust
+
+SERVE: Final = "uv run fastapi dev app/main.py"
+"""How a project is served in development (127.0.0.1:8000), as README.md and copier.yml say."""
+
+
+def next_steps(dest: Path, *, installed: bool) -> list[str]:
+    """What to run after `new`: the same commands as copier.yml's `_message_after_copy`."""
+    steps = [f"cd {dest}"]
+    if not installed:
+        steps.append("uv sync                         # install the app and its dev tools")
+    steps += [
+        "uv run alembic upgrade heads    # create the database schema",
+        f"{SERVE}  # http://127.0.0.1:8000 (docs at /docs)",
+        "uv run pytest                   # run the test suite",
+    ]
+    return steps
 
 
 def new(
@@ -29,23 +47,36 @@ def new(
     template: TemplateOption = None,
     vcs_ref: VcsRefOption = None,
     data: DataOption = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help=f"Start from a preset's answers ({', '.join(PRESETS)}); -d answers win.",
+        ),
+    ] = None,
     defaults: Annotated[
         bool, typer.Option("--defaults", help="Use defaults for every question not given with -d.")
     ] = False,
     no_install: NoInstallOption = False,
     trust: TrustOption = False,
 ) -> None:
-    """Render a new project, then lock and install it."""
+    """Render a new project, then lock and install it.
+
+    `backforge questions` lists the questions, their values and defaults (read from copier.yml).
+    """
     try:
-        answers = parse_data(data or [])
+        given = parse_data(data or [])
         if template:
             require_trust(template, trust)
             source, ref = template, vcs_ref
         else:
             source, bundled_ref = default_template()
             ref = vcs_ref or bundled_ref
+        with template_checkout(source, ref, at_ref=True) as folder:
+            answers = preset_answers(folder, preset) if preset else {}
+            answers.update(check_data(folder, given))
         render(source, dest, answers, vcs_ref=ref, defaults=defaults, quiet=True)
-    except UsageError as exc:
+    except (UsageError, VariantError) as exc:
         raise fail(str(exc)) from exc
     if not no_install:
         with console.status("Locking and installing dependencies (uv lock, uv sync)…"):
@@ -55,12 +86,5 @@ def new(
                 raise fail(
                     f"the project was rendered but installing it failed: {exc}", EXIT_FAILED
                 ) from exc
-    steps = [f"cd {dest}"]
-    if no_install:
-        steps.append("uv lock && uv sync")
-    steps += [
-        "uv run alembic upgrade heads",
-        "uv run fastapi dev app/main.py   # http://127.0.0.1:8000/docs",
-        "uv run pytest",
-    ]
+    steps = next_steps(dest, installed=not no_install)
     console.print(Panel(escape("\n".join(steps)), title="Next steps", expand=False))

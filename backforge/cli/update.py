@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from backforge import __version__
+from backforge.answers import parse_data
 from backforge.cli.common import (
     EXIT_FAILED,
     DataOption,
@@ -23,7 +24,6 @@ from backforge.cli.common import (
     warn,
 )
 from backforge.errors import CommandError, UsageError
-from backforge.render import parse_data
 from backforge.source import (
     cache_bundled_template,
     require_trust,
@@ -91,6 +91,9 @@ def update(
         raise fail(str(exc)) from exc
     except CommandError as exc:
         raise fail(str(exc), EXIT_FAILED) from exc
+    if result.up_to_date:
+        say(f"{dest} is already at template {result.to_version}: nothing changed or to commit")
+        return
     say(f"Updated {dest}: template {result.from_version} → {result.to_version}")
     for found in result.conflicts:
         warn("conflict", f"{found.location}: {found.advice}")

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from backforge.cli.common import SetOption, TemplateOption, console, fail
 from backforge.errors import UsageError
-from backforge.model import CODE_QUESTIONS, VariantError, default_answers, select, variant_id
+from backforge.model import CODE_QUESTIONS, VariantError, default_answers, select, variant_ids
 from backforge.render import template_checkout
+from backforge.report import print_unclipped
 from backforge.source import default_template
 
 
@@ -41,22 +42,27 @@ def cell(value: object) -> str:
 def variants(
     template: TemplateOption = None,
     set_: SetOption = "all",
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of answers.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON list of records: each variant's id and answers."),
+    ] = False,
 ) -> None:
-    """List the variants of a set (read from copier.yml)."""
+    """List the variants of a set (read from copier.yml), each with the id `check` gives it."""
     try:
         _, _, found, defaults = load_variants(template, set_)
     except UsageError as exc:
         raise fail(str(exc)) from exc
+    ids = variant_ids(found, defaults)
     if as_json:
-        typer.echo(json.dumps(found, indent=2, sort_keys=True))
+        records = [{"id": vid, "answers": answers} for vid, answers in zip(ids, found, strict=True)]
+        typer.echo(json.dumps(records, indent=2, sort_keys=True))
         return
     columns = [name for name in (*CODE_QUESTIONS, "ci", "docker") if name in defaults]
     table = Table(title=escape(f"{len(found)} variants ({set_})"))
-    table.add_column("id", style="bold")
+    table.add_column("id", style="bold", no_wrap=True)
     for column in columns:
         table.add_column(column)
-    for answers in found:
+    for vid, answers in zip(ids, found, strict=True):
         cells = [escape(cell(answers.get(column, ""))) for column in columns]
-        table.add_row(escape(variant_id(answers, defaults)), *cells)
-    console.print(table)
+        table.add_row(escape(vid), *cells)
+    print_unclipped(console, table)

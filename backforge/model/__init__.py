@@ -8,7 +8,7 @@ sets (`select`); `naming` gives each variant an id and the command that reproduc
 
 from __future__ import annotations
 
-from backforge.model.naming import reproduce_command, variant_id, yaml_flow
+from backforge.model.naming import reproduce_command, variant_id, variant_ids, yaml_flow
 from backforge.model.questions import (
     CODE_QUESTIONS,
     PLACEHOLDER_ANSWERS,
@@ -24,6 +24,7 @@ from backforge.model.sets import (
     PRESETS,
     parse_answers,
     parse_shard,
+    preset_answers,
     select,
     shard,
 )
@@ -39,11 +40,13 @@ __all__ = [
     "load_questions",
     "parse_answers",
     "parse_shard",
+    "preset_answers",
     "reproduce_command",
     "resolve",
     "select",
     "shard",
     "validate",
     "variant_id",
+    "variant_ids",
     "yaml_flow",
 ]

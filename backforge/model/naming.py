@@ -6,7 +6,7 @@ import hashlib
 import json
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,20 @@ def variant_id(answers: Mapping[str, Any], defaults: Mapping[str, Any] | None = 
             digest = json.dumps(changed, sort_keys=True, default=str).encode()
             ident += "-" + hashlib.sha256(digest).hexdigest()[:6]
     return ident
+
+
+def variant_ids(
+    variants: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+) -> list[str]:
+    """`variant_id` of each variant, made unique within the list (`-2`, `-3` ... on repeats):
+    the ids `check` names its variants by, and `variants` lists."""
+    seen: dict[str, int] = {}
+    ids: list[str] = []
+    for answers in variants:
+        base = variant_id(answers, defaults)
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids
 
 
 def yaml_flow(value: Any) -> str:

@@ -11,7 +11,7 @@ import contextlib
 import difflib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -472,15 +472,19 @@ def default_answers(template: Path) -> dict[str, Any]:
     return resolve(template, {})
 
 
+def closest_hint(name: str, asked: Sequence[str]) -> str:
+    """`did you mean 'docker'?` for an unknown question `name`, else the list of questions."""
+    close = difflib.get_close_matches(name, asked, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"questions: {', '.join(asked)}"
+
+
 def validate_walk(tpl: Template, answers: Mapping[str, Any]) -> tuple[list[str], Walk]:
     errors: list[str] = []
     asked = [q.name for q in tpl.questions if not q.computed]
     for name in answers:
         question = tpl.by_name.get(name)
         if question is None:
-            close = difflib.get_close_matches(name, asked, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"questions: {', '.join(asked)}"
-            errors.append(f"{name}: unknown question ({hint})")
+            errors.append(f"{name}: unknown question ({closest_hint(name, asked)})")
         elif question.computed:
             errors.append(f"{name}: a computed value (when: false), not a question to answer")
     walk = tpl.walk(answers)

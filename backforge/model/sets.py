@@ -391,6 +391,13 @@ def _preset(tpl: Template, name: str) -> dict[str, Any]:
 # -- explicit answers --------------------------------------------------------------------------
 
 
+def preset_answers(template: Path, name: str) -> dict[str, Any]:
+    """The answers preset `name` gives (`backforge new --preset NAME`): only the questions it
+    names that this copier.yml asks, so that every other question keeps its default."""
+    resolved = _preset(load_template(Path(template)), name)
+    return {key: value for key, value in resolved.items() if key in PRESETS[name]}
+
+
 def _split_top(text: str, separator: str) -> list[str]:
     """Split on `separator` outside brackets, braces, parentheses and quotes.
 
