@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from backforge import __version__
-from backforge.answers import parse_data
+from backforge.answers import check_data, parse_data, parse_yes_no, yes_no_module
 from backforge.cli import app
 from backforge.errors import UsageError
+from backforge.model import default_answers, load_questions, select, variant_ids
+from backforge.report import print_report, to_record
+from backforge.steps.results import StepResult, VariantResult
 from backforge.steps.static import check_no_jinja
+from backforge.update import refused_answer_changes
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -231,7 +239,8 @@ def test_variants_lists_the_sets_of_copier_yml() -> None:
     repo = Path(__file__).resolve().parent.parent
     result = runner.invoke(app, ["variants", "--set", "all", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == select(repo, "all")
+    records = json.loads(result.output)
+    assert [record["answers"] for record in records] == select(repo, "all")
     table = runner.invoke(app, ["variants", "--set", "pairwise"])
     assert table.exit_code == 0
     assert f"{len(select(repo, 'pairwise'))} variants (pairwise)" in table.output
@@ -322,3 +331,200 @@ def test_the_repository_workflow_matches_the_github_schema() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers given with -d (issue 27)
+# ---------------------------------------------------------------------------------------------
+
+NOT_YES_NO = ["maybe", "flase", "nah", "t", "1", "'yes please'"]
+
+
+@pytest.mark.parametrize("value", NOT_YES_NO)
+@pytest.mark.parametrize("question", ["multi_tenant", "docker"])
+def test_a_yes_no_answer_must_be_a_yaml_boolean(tmp_path: Path, question: str, value: str) -> None:
+    dest = tmp_path / "out"
+    code, output = new(str(dest), "--defaults", "-d", "project_name=X", "-d", f"{question}={value}")
+    assert code == 2, output
+    text = " ".join(output.split())
+    assert f"{question}:" in text
+    assert "accepted values: true/false, yes/no, on/off, y/n" in text
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, True), ("yes", True), ("Y", True), ("on", True), ("false", False), ("OFF", False)],
+)
+def test_the_yaml_booleans_are_yes_no_answers(value: object, expected: bool) -> None:
+    assert check_data(REPO, {"docker": value}) == {"docker": expected}
+
+
+def run_refuse_hook(
+    tmp_path: Path, before: dict[str, Any], data: dict[str, Any]
+) -> tuple[int, str]:
+    answers_file = tmp_path / ".copier-answers.yml"
+    answers_file.write_text(yaml.safe_dump(before), encoding="utf-8")
+    hook = REPO / "hooks" / "refuse_answer_changes.py"
+    done = subprocess.run(
+        [sys.executable, str(hook), str(answers_file), json.dumps(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize("value", ["t", "maybe", "1", "yes", "off", "N"])
+def test_the_cli_the_hook_and_update_share_one_yes_no_parser(tmp_path: Path, value: str) -> None:
+    assert Path(yes_no_module().__file__ or "") == REPO / "hooks" / "yes_no.py"
+    before = {"database": "sqlite", "auth": "jwt", "multi_tenant": True}
+    data = {"multi_tenant": value}
+    hook_code, hook_err = run_refuse_hook(tmp_path, before, data)
+    try:
+        answer: bool | None = parse_yes_no(value, "multi_tenant")
+    except UsageError as exc:
+        answer = None
+        assert "multi_tenant" in str(exc)
+        with pytest.raises(UsageError, match=r"multi_tenant: .* is not a yes/no answer"):
+            refused_answer_changes(before, data)
+        assert hook_code == 1
+        assert f"refused: multi_tenant: '{value}' is not a yes/no answer" in hook_err
+        return
+    switched_off = answer is False
+    assert bool(refused_answer_changes(before, data)) == switched_off
+    assert hook_code == (1 if switched_off else 0), hook_err
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("cache", ["cache"]),
+        ("cache,jobs", ["cache", "jobs"]),
+        (" cache , jobs ", ["cache", "jobs"]),
+        ("", []),
+        (None, []),
+        (["jobs", "cache"], ["jobs", "cache"]),
+    ],
+)
+def test_features_take_one_value_a_comma_list_a_yaml_list_or_nothing(
+    value: object, expected: list[str]
+) -> None:
+    assert check_data(REPO, {"features": value}) == {"features": expected}
+
+
+@pytest.mark.parametrize("value", ["cache", "cache,jobs", ""])
+def test_new_renders_features_without_brackets(tmp_path: Path, value: str) -> None:
+    dest = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "new",
+            str(dest),
+            "--defaults",
+            "--no-install",
+            "-d",
+            "project_name=X",
+            "-d",
+            f"features={value}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert answers["features"] == [item for item in value.split(",") if item]
+
+
+@pytest.mark.parametrize("value", ["teleport", "cache,teleport", "[cache, teleport]"])
+def test_an_unknown_feature_exits_2_with_the_expected_form(tmp_path: Path, value: str) -> None:
+    dest = tmp_path / "out"
+    result = runner.invoke(
+        app, ["new", str(dest), "--defaults", "-d", "project_name=X", "-d", f"features={value}"]
+    )
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    text = " ".join(result.output.split())
+    assert "features: 'teleport' is not one of its values (cache, rate_limit" in text
+    assert "-d features=cache,jobs" in text
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ("feature=[cache]", "did you mean 'features'?"),
+        ("dockr=false", "did you mean 'docker'?"),
+        ("colour=blue", "questions: project_name, project_slug"),
+        ("redis=true", "redis: a computed value"),
+    ],
+)
+def test_an_unknown_key_exits_2_naming_the_closest_question(
+    tmp_path: Path, item: str, named: str
+) -> None:
+    dest = tmp_path / "out"
+    code, output = new(str(dest), "--defaults", "-d", "project_name=X", "-d", item)
+    assert code == 2, output
+    assert named in " ".join(output.split())
+    assert not dest.exists()
+
+
+def test_new_with_a_preset_renders_its_answers(tmp_path: Path) -> None:
+    dest = tmp_path / "saas"
+    code, output = new(
+        str(dest), "--preset", "saas", "--defaults", "-d", "project_name=X", "-d", "ci=none"
+    )
+    assert code == 0, output
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    saas = select(REPO, "preset:saas")[0]
+    for key in ("database", "auth", "multi_tenant", "features"):
+        assert answers[key] == saas[key], key
+    assert answers["ci"] == "none"  # -d wins over the preset
+    assert answers["project_slug"] == "x"  # not the preset's placeholder name
+    unknown = new(str(tmp_path / "nope"), "--preset", "enterprise", "--defaults")
+    assert unknown[0] == 2
+    assert "presets: minimal, default, saas" in unknown[1]
+
+
+def test_new_with_the_minimal_preset(tmp_path: Path) -> None:
+    dest = tmp_path / "minimal"
+    code, output = new(str(dest), "--preset", "minimal", "--defaults", "-d", "project_name=X")
+    assert code == 0, output
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert (answers["database"], answers["auth"], answers["docker"]) == ("sqlite", "none", False)
+
+
+def test_questions_lists_every_question_and_its_values_from_copier_yml() -> None:
+    result = runner.invoke(app, ["questions"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for question in load_questions(REPO):
+        if question.computed:
+            assert f" {question.name} " not in text
+            continue
+        assert f" {question.name} " in text, question.name
+        for choice in question.choices:
+            assert str(choice) in text, (question.name, choice)
+    assert "backforge questions" in runner.invoke(app, ["new", "--help"]).output
+
+
+def test_variant_ids_are_whole_when_the_output_is_piped() -> None:
+    found = select(REPO, "all")
+    ids = variant_ids(found, default_answers(REPO))
+    assert max(len(vid) for vid in ids) > 60
+    table = runner.invoke(app, ["variants", "--set", "all"])
+    assert table.exit_code == 0
+    assert "…" not in table.output
+    shown = {line.split("│")[1].strip() for line in table.output.splitlines() if "│" in line}
+    assert shown == set(ids)
+    records = json.loads(runner.invoke(app, ["variants", "--set", "all", "--json"]).output)
+    assert [record["id"] for record in records] == ids
+
+
+def test_the_check_summary_keeps_long_variant_ids_whole() -> None:
+    vid = "sqlite-none-cache+rate_limit+websockets+jobs+email+metrics+sentry-abcdef"
+    result = VariantResult(vid, {}, "static", "backforge new /tmp/x")
+    result.steps.append(StepResult("render", "passed", 1.0))
+    out = io.StringIO()
+    print_report([result], Console(file=out, width=80), seconds=1.0)
+    assert vid in out.getvalue()
+    assert to_record(result)["id"] == vid

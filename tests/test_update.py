@@ -874,3 +874,65 @@ def test_cli_new_renders_the_requested_revision(repo: TemplateRepo, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert answers_of(dest)["_commit"] == OLD
     assert not (dest / "docs/UPDATING.md").exists(), "0.2.0's file must not be in a 0.1.0 render"
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages (issue 27)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_update_outside_a_project_says_first_that_it_is_not_one(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"  # neither a project nor a git repository
+    plain.mkdir()
+    with pytest.raises(UsageError, match="is not a backforge project"):
+        update(plain)
+    result = CliRunner().invoke(cli_app, ["update", str(plain), "--no-install"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "is not a backforge project" in text
+    assert "git" not in text.split("is not a backforge project")[0]
+    assert "git repository" not in text
+
+
+def test_an_update_to_the_same_version_says_so_and_suggests_no_commit(
+    repo: TemplateRepo, tmp_path: Path
+) -> None:
+    project = render_at(repo, tmp_path / "shop", NEW, {})
+    before = snapshot(project)
+    args = ["update", str(project), "--vcs-ref", NEW, "--no-install", "--trust"]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"already at template {NEW}: nothing changed" in text
+    assert "commit -m" not in text
+    assert snapshot(project) == before
+    assert update(project).next_steps() == []
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"database": "oracle"}, "database: 'oracle' is not in the values it accepts: sqlite"),
+        ({"multi_tenant": "maybe"}, "multi_tenant: 'maybe' is not a yes/no answer"),
+        ({"features": "cache,teleport"}, "features: 'teleport' is not one of its values"),
+        ({"dockr": False}, "did you mean 'docker'?"),
+    ],
+)
+def test_an_invalid_value_is_named_before_any_refused_change(
+    project: Path, data: dict[str, Any], named: str
+) -> None:
+    before = snapshot(project)
+    with pytest.raises(UsageError) as caught:
+        update(project, data=data)
+    assert named in str(caught.value)
+    assert "cannot change" not in str(caught.value)
+    assert snapshot(project) == before
+
+
+def test_cli_update_names_an_invalid_database_before_the_refusal(project: Path) -> None:
+    args = ["update", str(project), "--vcs-ref", NEW, "--no-install", "--trust"]
+    result = CliRunner().invoke(cli_app, [*args, "-d", "database=oracle"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "database: 'oracle' is not in the values it accepts" in text
+    assert "cannot change" not in text
