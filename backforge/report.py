@@ -3,8 +3,9 @@
 - `progress_bar(console)`: a rich progress bar; yields the `on_progress` callback of `run_check`.
 - `print_report(results, console)`: a summary table, then for every failure the variant's
   answers, the failing step with the tail of its output, and the command that reproduces it.
-- `write_json(path, results)`: one record per variant (DESIGN.md): id, answers, tier, ok, each
-  step's name, status and seconds (the output tail of a failed step), the reproduce command.
+- `write_json(path, results)`: one record per variant (docs/architecture.md, "check's
+  records"): id, answers, tier, ok, each step's name, status and seconds (the output tail of a
+  failed step), the reproduce command.
 - `write_junit(path, results)`: JUnit XML for CI systems: one testsuite per tier, one testcase
   per variant, a failure naming the step with the tail of its output.
 """

@@ -44,7 +44,7 @@ def variants(
     set_: SetOption = "all",
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="Print a JSON list of records: each variant's id and answers."),
+        typer.Option("--json", help="Print a JSON list of answers, each with its variant id."),
     ] = False,
 ) -> None:
     """List the variants of a set (read from copier.yml), each with the id `check` gives it."""
@@ -54,7 +54,7 @@ def variants(
         raise fail(str(exc)) from exc
     ids = variant_ids(found, defaults)
     if as_json:
-        records = [{"id": vid, "answers": answers} for vid, answers in zip(ids, found, strict=True)]
+        records = [{"id": vid, **answers} for vid, answers in zip(ids, found, strict=True)]
         typer.echo(json.dumps(records, indent=2, sort_keys=True))
         return
     columns = [name for name in (*CODE_QUESTIONS, "ci", "docker") if name in defaults]
