@@ -33,7 +33,6 @@ from typing import Any
 
 from backforge.databases import database_of
 from backforge.model import default_answers, reproduce_command, variant_ids
-from backforge.render import effective_ref
 from backforge.servers import ServerPool
 from backforge.steps.fast_render import template_snapshot
 from backforge.steps.full import (
@@ -56,6 +55,7 @@ from backforge.steps.results import (
     STATIC_STEPS,
     CheckProgress,
     ProgressCallback,
+    Step,
     StepFailed,
     StepResult,
     Tier,
@@ -74,6 +74,7 @@ from backforge.steps.static import (
     ruff_format_layers,
 )
 from backforge.steps.tools import uv_sync
+from backforge.template import effective_ref
 
 __all__ = [
     "FULL_STEPS",
@@ -242,13 +243,13 @@ class _Run:
             # uv builds the shared environment while the linters run
             venv: Future[dict[str, str | StepFailed]]
             venv = background.submit(self.environments, index)
-            self.batch(rendered, "no-jinja", lambda: no_jinja_files(index))
+            self.batch(rendered, Step.NO_JINJA, lambda: no_jinja_files(index))
             layout = index.layout(self.root / "lint")
             layers = f"{layout.layer_count} layers, {len(index.distinct())} distinct files"
             self.batch(rendered, "ruff check", lambda: ruff_check_layers(index, layout), layers)
             self.batch(rendered, "ruff format", lambda: ruff_format_layers(index, layout), layers)
             pyc = self.root / "pyc"
-            self.batch(rendered, "compile", lambda: byte_compile_files(index, pyc))
+            self.batch(rendered, Step.COMPILE, lambda: byte_compile_files(index, pyc))
             self.phase("building the shared environment (uv)")
             pythons = venv.result()
         self.openapi(rendered, pythons, preload_modules(index))
@@ -316,7 +317,7 @@ class _Run:
         self.phase(f"openapi 0/{len(todo)}: importing {len(preload)} modules in the workers")
         for variant in variants:
             if not variant.ok:
-                self.record(variant, StepResult("openapi", "skipped"))
+                self.record(variant, StepResult(Step.OPENAPI, "skipped"))
 
         def one(variant: VariantResult) -> None:
             project = self.paths[variant.id]
@@ -329,10 +330,10 @@ class _Run:
                 output = runners[python].run(project, env)
             except StepFailed as error:
                 result = StepResult(
-                    "openapi", "failed", time.perf_counter() - started, error.output
+                    Step.OPENAPI, "failed", time.perf_counter() - started, error.output
                 )
             else:
-                result = StepResult("openapi", "passed", time.perf_counter() - started, output)
+                result = StepResult(Step.OPENAPI, "passed", time.perf_counter() - started, output)
             with self._lock:
                 done[0] += 1
                 self.message = f"openapi {done[0]}/{len(todo)}: {variant.id}"
@@ -371,18 +372,18 @@ class _Run:
                 self.record(variant, StepResult(name, "skipped"))
 
         try:
-            step("uv-sync", lambda: uv_sync(project, self.options.uv_cache))
-            step("mypy", lambda: self.type_cache.mypy(project))
-            step("hadolint", lambda: hadolint(project))
-            step("ci-schema", lambda: ci_schema(project))
+            step(Step.UV_SYNC, lambda: uv_sync(project, self.options.uv_cache))
+            step(Step.MYPY, lambda: self.type_cache.mypy(project))
+            step(Step.HADOLINT, lambda: hadolint(project))
+            step(Step.CI_SCHEMA, lambda: ci_schema(project))
             step(
-                "migrations",
+                Step.MIGRATIONS,
                 lambda: migrations_round_trip(project, resources.database_url()),
             )
             coverage = self.options.coverage
             measured = coverage(variant.answers) if callable(coverage) else coverage
             step(
-                "pytest",
+                Step.PYTEST,
                 lambda: project_pytest(
                     project, resources.database_url(), resources.extra_env(), coverage=measured
                 ),

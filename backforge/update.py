@@ -37,7 +37,9 @@ import copier
 import yaml
 
 from backforge.answers import check_data, parse_yes_no
-from backforge.render import CommandError, UsageError, run, template_checkout, uv_binary
+from backforge.commands import run, uv_binary
+from backforge.errors import CommandError, UsageError
+from backforge.template import template_checkout
 
 __all__ = [
     "ANSWERS_FILE",

@@ -250,7 +250,7 @@ def test_variants_lists_the_sets_of_copier_yml() -> None:
 
 
 def test_template_checkout_clones_a_git_url_and_removes_the_clone(tmp_path: Path) -> None:
-    from backforge.render import template_checkout
+    from backforge.template import template_checkout
 
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"
@@ -273,7 +273,7 @@ def test_template_checkout_clones_a_git_url_and_removes_the_clone(tmp_path: Path
 
 
 def test_template_checkout_reads_a_git_url_at_the_requested_ref(tmp_path: Path) -> None:
-    from backforge.render import template_checkout
+    from backforge.template import template_checkout
 
     repo = Path(__file__).resolve().parent.parent
     source = tmp_path / "origin"

@@ -30,8 +30,9 @@ import yaml
 from typer.testing import CliRunner
 
 from backforge.cli import app as cli_app
+from backforge.errors import UsageError
 from backforge.model import load_questions
-from backforge.render import UsageError, render
+from backforge.render import render
 from backforge.update import (
     ANSWERS_FILE,
     UpdateResult,

@@ -46,8 +46,8 @@ from test_update import (
     tagged_template_copy,
 )
 
+from backforge.commands import install
 from backforge.model import default_answers, load_questions, select, variant_id
-from backforge.render import install
 from backforge.servers import ServerPool, available
 from backforge.update import update_project
 

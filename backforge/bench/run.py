@@ -35,18 +35,20 @@ from backforge.bench.results import (
     median,
 )
 from backforge.bench.wrk import find_wrk, run_wrk
+from backforge.capture import captured_output
 from backforge.databases import database_of
 from backforge.errors import UsageError
 from backforge.model import VariantError, select, variant_id
-from backforge.render import captured_output, effective_ref, render, template_checkout
+from backforge.render import render
 from backforge.servers import (
     LOOPBACK,
     ServerPool,
     ServiceError,
 )
-from backforge.source import benchmarks_dir, default_template
+from backforge.source import benchmarks_dir
 from backforge.steps.results import StepFailed
 from backforge.steps.tools import in_project, project_python, unique_name, uv_sync
+from backforge.template import effective_ref, resolve_template, template_checkout
 
 DEFAULT_SET = "database=postgresql,auth=jwt"
 DEFAULT_DURATION = 10.0
@@ -497,6 +499,7 @@ def run_bench(
     uv_cache: Path | None = None,
     pool: ServerPool | None = None,
     on_progress: ProgressCallback | None = None,
+    vcs_ref: str | None = None,
 ) -> BenchResult:
     """Benchmark every PostgreSQL variant of `spec` (a `--set` SET) against the floor.
 
@@ -507,7 +510,8 @@ def run_bench(
     - `rounds`: measured runs per server and endpoint, interleaved app, floor, app, floor ...;
     - `warmup`: seconds of the unmeasured run before each endpoint (default min(duration, 3));
     - `uv_cache`: uv's cache for `uv sync` (default: $UV_CACHE_DIR, else uv's own);
-    - `pool`: the servers to use (default: a PostgreSQL started for the run, stopped after).
+    - `pool`: the servers to use (default: a PostgreSQL started for the run, stopped after);
+    - `vcs_ref`: the template revision (`--vcs-ref`; see `backforge.template.resolve_template`).
 
     Raises WrkNotFound (a UsageError) when wrk is missing, UsageError for a bad set or argument,
     ServiceUnavailable when PostgreSQL is not installed, BenchError when a step fails.
@@ -520,9 +524,9 @@ def run_bench(
         )
     if not BENCHMARKS_DIR.joinpath("floor.py").is_file():
         raise UsageError(f"the floor app is missing: {BENCHMARKS_DIR / 'floor.py'}")
-    source, ref = (template, None) if template else default_template()
+    source, ref = resolve_template(template, vcs_ref)
     try:
-        with template_checkout(source, ref) as folder:
+        with template_checkout(source, ref, at_ref=True) as folder:
             variants = select(folder, spec)
     except VariantError as exc:
         raise UsageError(str(exc)) from exc

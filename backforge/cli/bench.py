@@ -21,7 +21,15 @@ from backforge.bench import (
     run_bench,
     write_json,
 )
-from backforge.cli.common import EXIT_FAILED, TemplateOption, console, errors, fail, say
+from backforge.cli.common import (
+    EXIT_FAILED,
+    TemplateOption,
+    VcsRefOption,
+    console,
+    errors,
+    fail,
+    say,
+)
 from backforge.errors import UsageError
 from backforge.servers import ServiceError, ServiceUnavailable
 
@@ -91,6 +99,7 @@ def bench(
             "more database round trips per request than it did.",
         ),
     ] = None,
+    vcs_ref: VcsRefOption = None,
 ) -> None:
     """Benchmark the rendered app against a hand-written floor app (wrk, real PostgreSQL)."""
     try:
@@ -104,6 +113,7 @@ def bench(
                 connections=counts,
                 workers=workers,
                 on_progress=lambda message: status.update(escape(message)),
+                vcs_ref=vcs_ref,
             )
     except (UsageError, ServiceUnavailable) as exc:
         raise fail(str(exc)) from exc

@@ -20,10 +20,12 @@ from backforge.cli.common import (
     console,
     fail,
 )
+from backforge.commands import install
 from backforge.errors import CommandError, UsageError
 from backforge.model import PRESETS, VariantError, preset_answers
-from backforge.render import install, render, template_checkout
-from backforge.source import default_template, require_trust
+from backforge.render import render
+from backforge.source import require_trust
+from backforge.template import resolve_template, template_checkout
 
 SERVE: Final = "uv run fastapi dev app/main.py"
 """How a project is served in development (127.0.0.1:8000), as README.md and copier.yml say."""
@@ -68,10 +70,7 @@ def new(
         given = parse_data(data or [])
         if template:
             require_trust(template, trust)
-            source, ref = template, vcs_ref
-        else:
-            source, bundled_ref = default_template()
-            ref = vcs_ref or bundled_ref
+        source, ref = resolve_template(template, vcs_ref)
         with template_checkout(source, ref, at_ref=True) as folder:
             answers = preset_answers(folder, preset) if preset else {}
             answers.update(check_data(folder, given))

@@ -10,9 +10,8 @@ from rich.table import Table
 from backforge.cli.common import TemplateOption, VcsRefOption, console, fail
 from backforge.errors import UsageError
 from backforge.model import Question, VariantError, load_questions, yaml_flow
-from backforge.render import template_checkout
 from backforge.report import print_unclipped
-from backforge.source import default_template
+from backforge.template import resolve_template, template_checkout
 
 
 def _values(question: Question) -> str:
@@ -44,11 +43,7 @@ def _asked_when(question: Question) -> str:
 def questions(template: TemplateOption = None, vcs_ref: VcsRefOption = None) -> None:
     """List the questions that `new -d KEY=VALUE` answers: values, defaults (from copier.yml)."""
     try:
-        if template:
-            source, ref = template, vcs_ref
-        else:
-            source, bundled_ref = default_template()
-            ref = vcs_ref or bundled_ref
+        source, ref = resolve_template(template, vcs_ref)
         with template_checkout(source, ref, at_ref=True) as folder:
             found = [question for question in load_questions(folder) if not question.computed]
     except (UsageError, VariantError) as exc:

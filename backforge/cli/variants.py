@@ -12,20 +12,15 @@ from rich.table import Table
 from backforge.cli.common import SetOption, TemplateOption, console, fail
 from backforge.errors import UsageError
 from backforge.model import CODE_QUESTIONS, VariantError, default_answers, select, variant_ids
-from backforge.render import template_checkout
 from backforge.report import print_unclipped
-from backforge.source import default_template
+from backforge.template import resolve_template, template_checkout
 
 
 def load_variants(
     template: str | None, spec: str, vcs_ref: str | None = None
 ) -> tuple[str, str | None, list[dict[str, Any]], dict[str, Any]]:
     """The template source, its revision, the variants of `spec` and the default answers."""
-    if template:
-        source, ref = template, vcs_ref
-    else:
-        source, bundled_ref = default_template()
-        ref = vcs_ref or bundled_ref
+    source, ref = resolve_template(template, vcs_ref)
     try:
         with template_checkout(source, ref) as folder:
             return source, ref, select(folder, spec), default_answers(folder)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final
 
-from backforge.render import uv_binary
+from backforge.commands import uv_binary
 from backforge.steps.results import StepFailed
 from backforge.steps.static import FileIndex, sha256_hex
 from backforge.steps.tools import run_tool, unique_name, uv_env

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -21,16 +22,42 @@ Tier = Literal["static", "full"]
 OUTPUT_TAIL_LINES: Final = 40
 """Lines of a failed step's output that reports show."""
 
-STATIC_STEPS: Final = ("render", "no-jinja", "ruff-check", "ruff-format", "compile", "openapi")
+
+class Step(StrEnum):
+    """The one registry of step names: reports, JSON records and JUnit name steps by these."""
+
+    RENDER = "render"
+    NO_JINJA = "no-jinja"
+    RUFF_CHECK = "ruff-check"
+    RUFF_FORMAT = "ruff-format"
+    COMPILE = "compile"
+    OPENAPI = "openapi"
+    UV_SYNC = "uv-sync"
+    MYPY = "mypy"
+    HADOLINT = "hadolint"
+    CI_SCHEMA = "ci-schema"
+    MIGRATIONS = "migrations"
+    PYTEST = "pytest"
+
+
+STATIC_STEPS: Final = (
+    Step.RENDER,
+    Step.NO_JINJA,
+    Step.RUFF_CHECK,
+    Step.RUFF_FORMAT,
+    Step.COMPILE,
+    Step.OPENAPI,
+)
 FULL_STEPS: Final = (
     *STATIC_STEPS,
-    "uv-sync",
-    "mypy",
-    "hadolint",
-    "ci-schema",
-    "migrations",
-    "pytest",
+    Step.UV_SYNC,
+    Step.MYPY,
+    Step.HADOLINT,
+    Step.CI_SCHEMA,
+    Step.MIGRATIONS,
+    Step.PYTEST,
 )
+"""The steps of each tier, in the order they run."""
 
 
 def tail_of(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:

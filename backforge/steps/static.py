@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from backforge.render import captured_output, render
+from backforge.capture import captured_output
+from backforge.render import render
 from backforge.steps.fast_render import static_renders
-from backforge.steps.results import StepFailed, StepResult, tail_of
+from backforge.steps.results import Step, StepFailed, StepResult, tail_of
 from backforge.steps.tools import tool
 
 TEXT_SUFFIXES = {
@@ -295,7 +296,7 @@ def no_jinja_files(index: FileIndex) -> dict[str, StepResult]:
         if found:
             problems[key] = found
     return _per_variant(
-        index, "no-jinja", problems, time.perf_counter() - started, header="leftover Jinja:"
+        index, Step.NO_JINJA, problems, time.perf_counter() - started, header="leftover Jinja:"
     )
 
 
@@ -345,7 +346,7 @@ def byte_compile_files(index: FileIndex, pyc_dir: Path | None = None) -> dict[st
                 cached = Path(importlib.util.cache_from_source(str(project / path)))
                 cached.parent.mkdir(exist_ok=True)
                 _place(compiled[key], cached)
-    return _per_variant(index, "compile", problems, time.perf_counter() - started)
+    return _per_variant(index, Step.COMPILE, problems, time.perf_counter() - started)
 
 
 def _ruff(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -400,7 +401,7 @@ def ruff_check_layers(index: FileIndex, layout: Layout) -> dict[str, StepResult]
             )
     return _per_variant(
         index,
-        "ruff-check",
+        Step.RUFF_CHECK,
         problems,
         time.perf_counter() - started,
         header="$ ruff check .",
@@ -421,7 +422,7 @@ def ruff_format_layers(index: FileIndex, layout: Layout) -> dict[str, StepResult
             broken[config] = _ruff_failure("ruff format", result)
     return _per_variant(
         index,
-        "ruff-format",
+        Step.RUFF_FORMAT,
         problems,
         time.perf_counter() - started,
         header="$ ruff format --check .",
@@ -529,5 +530,5 @@ def render_job(job: RenderJob) -> StepResult:
                 job.template, job.dest, job.answers, vcs_ref=job.vcs_ref, tasks=job.tasks
             )
     except StepFailed as error:
-        return StepResult("render", "failed", time.perf_counter() - started, error.output)
-    return StepResult("render", "passed", time.perf_counter() - started, output)
+        return StepResult(Step.RENDER, "failed", time.perf_counter() - started, error.output)
+    return StepResult(Step.RENDER, "passed", time.perf_counter() - started, output)

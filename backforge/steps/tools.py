@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from backforge.render import uv_binary
+from backforge.commands import uv_binary
 from backforge.steps.results import StepFailed
 
 
