@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from backforge.databases import database_of
-from backforge.model import default_answers, reproduce_command, variant_ids
+from backforge.errors import UsageError
+from backforge.model import (
+    Variant,
+    VariantError,
+    default_answers,
+    reproduce_command,
+    variant_ids,
+    variant_of,
+)
 from backforge.servers import ServerPool
 from backforge.steps.fast_render import template_snapshot
 from backforge.steps.full import (
@@ -74,7 +82,7 @@ from backforge.steps.static import (
     ruff_format_layers,
 )
 from backforge.steps.tools import uv_sync
-from backforge.template import effective_ref
+from backforge.template import effective_ref, template_checkout
 
 __all__ = [
     "FULL_STEPS",
@@ -133,6 +141,7 @@ class _Run:
         variants: Sequence[Mapping[str, Any]],
         options: CheckOptions,
         root: Path,
+        model: _Model,
     ) -> None:
         tier = options.tier
         self.template = template
@@ -149,10 +158,13 @@ class _Run:
         self.passed = 0
         self.message = "starting"
         self._lock = threading.Lock()
-        defaults = _local_defaults(template)
+        defaults = model.defaults
         self.results: list[VariantResult] = []
         self.paths: dict[str, Path] = {}
-        for vid, answers in zip(variant_ids(variants, defaults), variants, strict=True):
+        self.variants: dict[str, Variant | None] = {}
+        ids = variant_ids(variants, defaults)
+        for vid, answers, seen in zip(ids, variants, model.variants, strict=True):
+            self.variants[vid] = seen
             command = reproduce_command(answers, template, defaults)
             if self.vcs_ref is not None:
                 command += f" --vcs-ref {shlex.quote(self.vcs_ref)}"
@@ -326,7 +338,10 @@ class _Run:
             try:
                 if isinstance(python, StepFailed) or python is None:
                     raise python or StepFailed("no shared environment")
-                env = {"DATABASE_URL": database_of(variant.answers).offline_url(project)}
+                seen = self.variants[variant.id]
+                if seen is None:
+                    raise StepFailed("backforge could not read this variant from copier.yml")
+                env = {"DATABASE_URL": database_of(seen).offline_url(project)}
                 output = runners[python].run(project, env)
             except StepFailed as error:
                 result = StepResult(
@@ -361,7 +376,7 @@ class _Run:
 
     def full_variant(self, variant: VariantResult, pool: ServerPool) -> None:
         project = self.paths[variant.id]
-        resources = Resources(project, variant.answers, pool)
+        resources = Resources(project, self.variants[variant.id], pool)
 
         def step(name: str, action: Callable[[], str | None]) -> None:
             if variant.ok:
@@ -394,11 +409,33 @@ class _Run:
                 shutil.rmtree(project / ".venv", ignore_errors=True)
 
 
-def _local_defaults(template: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class _Model:
+    """copier.yml's view of a run: the default answers (for the ids) and each variant's values
+    (for the steps that depend on computed values, such as Redis)."""
+
+    defaults: dict[str, Any] | None
+    variants: list[Variant | None]
+
+
+def _read_model(
+    template: str, vcs_ref: str | None, variants: Sequence[Mapping[str, Any]]
+) -> _Model:
+    """The run's `_Model`. A template whose copier.yml backforge cannot read (a git URL that
+    cannot be cloned, a copier.yml the model refuses) gives none; every variant's render step
+    then fails and says why. Any other error is a bug and propagates."""
     try:
-        return default_answers(Path(template))
-    except Exception:
-        return None
+        with template_checkout(template, vcs_ref) as folder:
+            defaults = default_answers(folder)
+            seen: list[Variant | None] = []
+            for answers in variants:
+                try:
+                    seen.append(variant_of(folder, answers))
+                except VariantError:
+                    seen.append(None)
+            return _Model(defaults, seen)
+    except (UsageError, VariantError):
+        return _Model(None, [None] * len(variants))
 
 
 def run_check(
@@ -420,7 +457,8 @@ def run_check(
     for part in ("variants", "lint", "openapi", "pyc", "snapshot", "mypy-cache"):
         shutil.rmtree(root / part, ignore_errors=True)
     (root / "variants").mkdir(parents=True, exist_ok=True)
-    run = _Run(template, variants, options, root)
+    model = _read_model(template, options.vcs_ref, variants)
+    run = _Run(template, variants, options, root, model)
     try:
         run.static()
         if options.tier == "full":

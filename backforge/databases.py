@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
+from backforge.model import Variant
 from backforge.servers import ServiceKind
 
 UNREACHABLE_PORT: Final = 9
@@ -46,9 +47,9 @@ DATABASES: Final[Mapping[str, Database]] = {
 }
 
 
-def database_of(answers: Mapping[str, Any]) -> Database:
-    """The row of a variant's `database` answer (sqlite, Copier's default, when absent)."""
-    name = str(answers.get("database", "sqlite"))
+def database_of(variant: Variant) -> Database:
+    """The row of a variant's `database` (its answer, or copier.yml's default)."""
+    name = variant.database
     try:
         return DATABASES[name]
     except KeyError:

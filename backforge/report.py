@@ -31,6 +31,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
@@ -215,8 +216,8 @@ def print_unclipped(console: Console, renderable: RenderableType) -> None:
         console.print(renderable)
         return
     natural = Measurement.get(console, console.options.update_width(1_000_000), renderable)
-    wide = Console(file=console.file, width=max(console.width, natural.maximum), highlight=False)
-    wide.print(renderable)
+    options = console.options.update_width(max(console.width, natural.maximum))
+    console.print(Segments(console.render(renderable, options)), soft_wrap=True, crop=False)
 
 
 def summary_table(results: Sequence[VariantResult], *, max_rows: int = MAX_TABLE_ROWS) -> Table:

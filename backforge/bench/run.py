@@ -38,7 +38,7 @@ from backforge.bench.wrk import find_wrk, run_wrk
 from backforge.capture import captured_output
 from backforge.databases import database_of
 from backforge.errors import UsageError
-from backforge.model import VariantError, select, variant_id
+from backforge.model import Variant, VariantError, select, variant_id, variant_of
 from backforge.render import render
 from backforge.servers import (
     LOOPBACK,
@@ -106,13 +106,12 @@ def _request(
         return response.status, raw.decode(errors="replace")
 
 
-def _floor_auth(answers: Mapping[str, Any]) -> str:
-    if answers.get("auth", "jwt") != "jwt":
+def _floor_auth(variant: Variant) -> str:
+    """The floor app's auth mode for a variant (its values come from copier.yml, defaults and
+    questions not asked included)."""
+    if variant.value("auth") != "jwt":
         return "none"
-    return "tenant" if answers.get("multi_tenant") else "jwt"
-
-
-_REDIS_FEATURES = {"cache", "websockets", "jobs", "rate_limit"}
+    return "tenant" if variant.value("multi_tenant") else "jwt"
 
 
 def _sql_literal(value: str) -> str:
@@ -131,7 +130,7 @@ class _VariantRun:
     def __init__(
         self,
         template: str,
-        answers: dict[str, Any],
+        variant: Variant,
         root: Path,
         pool: ServerPool,
         *,
@@ -149,8 +148,9 @@ class _VariantRun:
     ) -> None:
         self.template = template
         self.vcs_ref = vcs_ref
-        self.answers = answers
-        self.vid = variant_id(answers)
+        self.variant = variant
+        self.answers = dict(variant.answers)
+        self.vid = variant_id(self.answers)
         self.root = root / self.vid
         self.project = self.root / "project"
         self.run_dir = self.root / "run"
@@ -165,7 +165,7 @@ class _VariantRun:
         self.threads = threads
         self.uv_cache = uv_cache
         self.progress = progress
-        self.auth = _floor_auth(answers)
+        self.auth = _floor_auth(variant)
 
     def say(self, message: str) -> None:
         self.progress(f"[{self.vid}] {message}")
@@ -186,7 +186,7 @@ class _VariantRun:
         self.say("installing (uv sync)")
         _step(lambda: uv_sync(self.project, self.uv_cache))
         self.say("starting PostgreSQL")
-        server = database_of(self.answers).server
+        server = database_of(self.variant).server
         if server is None:
             raise BenchError(f"{self.vid}: bench needs a database server")
         database = self.pool.get(server)
@@ -216,7 +216,7 @@ class _VariantRun:
             # write theirs on an unmeasured first launch and read it on the timed ones.
             PYTHONPYCACHEPREFIX=str(self.run_dir / "pycache"),
         )
-        if _REDIS_FEATURES & set(self.answers.get("features") or []):
+        if self.variant.needs_redis:
             env["REDIS_URL"] = self.pool.get("redis").create_database(unique_name("bench"))
         if "rate_limit" in (self.answers.get("features") or []):
             # The limiter does all its work on every request (count, window, headers) but never
@@ -527,14 +527,14 @@ def run_bench(
     source, ref = resolve_template(template, vcs_ref)
     try:
         with template_checkout(source, ref, at_ref=True) as folder:
-            variants = select(folder, spec)
+            variants = [variant_of(folder, answers) for answers in select(folder, spec)]
     except VariantError as exc:
         raise UsageError(str(exc)) from exc
-    chosen = [answers for answers in variants if database_of(answers).benchmarked]
+    chosen = [variant for variant in variants if database_of(variant).benchmarked]
     skipped = [
-        f"{variant_id(answers)}: database={answers.get('database')} (the floor uses PostgreSQL)"
-        for answers in variants
-        if not database_of(answers).benchmarked
+        f"{variant_id(variant.answers)}: database={variant.database} (the floor uses PostgreSQL)"
+        for variant in variants
+        if not database_of(variant).benchmarked
     ]
     if not chosen:
         raise UsageError(
@@ -560,10 +560,10 @@ def run_bench(
     with contextlib.ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backforge-bench-")))
         servers = pool if pool is not None else stack.enter_context(ServerPool())
-        for answers in chosen:
+        for variant in chosen:
             run = _VariantRun(
                 source,
-                answers,
+                variant,
                 root,
                 servers,
                 wrk=wrk,

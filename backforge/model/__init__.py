@@ -28,6 +28,7 @@ from backforge.model.sets import (
     select,
     shard,
 )
+from backforge.model.variant import Variant, variant_in, variant_of
 
 __all__ = [
     "ALL_CHOICES",
@@ -35,6 +36,7 @@ __all__ = [
     "PLACEHOLDER_ANSWERS",
     "PRESETS",
     "Question",
+    "Variant",
     "VariantError",
     "default_answers",
     "load_questions",
@@ -48,5 +50,7 @@ __all__ = [
     "validate",
     "variant_id",
     "variant_ids",
+    "variant_in",
+    "variant_of",
     "yaml_flow",
 ]

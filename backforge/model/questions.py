@@ -280,6 +280,9 @@ class Walk:
     issues: list[Issue]
     dead: list[str]
     """Questions that were answered but not asked (their `when` is false)."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """Every question's value as Copier's templates see it: the asked answers, the defaults of
+    questions not asked, and the computed values (`when: false`, such as `redis`)."""
 
 
 def _named(question: str, message: str) -> str:
@@ -428,7 +431,8 @@ class Template:
                 resolved[q.name] = step.value
             elif not (step.asked or step.issues or q.computed) and q.name in answers:
                 dead.append(q.name)
-        return Walk(resolved, issues, dead)
+        values = {name: value for name, value in ctx.items() if name in self.by_name}
+        return Walk(resolved, issues, dead, values)
 
     def code_questions(self) -> list[Question]:
         return [q for q in self.questions if q.name in CODE_QUESTIONS and not q.computed]

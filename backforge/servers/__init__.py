@@ -21,18 +21,18 @@ redis.py) implements `base.Service`; this module holds the public handle, `Serve
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
+from backforge.servers import mariadb, postgresql, redis
 from backforge.servers.base import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     FALLBACK_BIN_DIRS,
-    INSTALL_HINTS,
-    KINDS,
     LOOPBACK,
     START_TIMEOUT,
     Service,
@@ -44,9 +44,6 @@ from backforge.servers.base import (
     find_binary,
     free_port,
 )
-from backforge.servers.mariadb import MariaDBService, mysql_tools
-from backforge.servers.postgresql import PostgreSQLService, postgres_tools
-from backforge.servers.redis import RedisService, redis_tools
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -55,9 +52,10 @@ __all__ = [
     "INSTALL_HINTS",
     "KINDS",
     "LOOPBACK",
-    "SERVICES",
+    "SERVERS",
     "START_TIMEOUT",
     "Server",
+    "ServerKind",
     "ServerPool",
     "ServiceError",
     "ServiceKind",
@@ -69,24 +67,40 @@ __all__ = [
     "start_server",
 ]
 
-SERVICES: dict[ServiceKind, type[Service]] = {
-    "postgresql": PostgreSQLService,
-    "mysql": MariaDBService,
-    "redis": RedisService,
-}
-"""One class per server kind, all behind the `Service` interface."""
 
-_TOOL_LOOKUPS: dict[ServiceKind, Callable[[], object]] = {
-    "postgresql": postgres_tools,
-    "mysql": mysql_tools,
-    "redis": redis_tools,
+@dataclass(frozen=True)
+class ServerKind:
+    """Everything backforge knows about one kind of server. Adding a kind: its module (a
+    `Service`, a tools lookup, an install hint), its name in `ServiceKind`, and one row in
+    `SERVERS`."""
+
+    service: type[Service]
+    """The class that starts, drives and stops it."""
+    tools: Callable[[], object]
+    """Finds its binaries; raises ServiceUnavailable (with `install_hint`) when one is missing."""
+    install_hint: str
+    """The command that installs it (Debian/Ubuntu)."""
+
+
+SERVERS: Final[Mapping[ServiceKind, ServerKind]] = {
+    "postgresql": ServerKind(
+        postgresql.PostgreSQLService, postgresql.postgres_tools, postgresql.INSTALL_HINT
+    ),
+    "mysql": ServerKind(mariadb.MariaDBService, mariadb.mysql_tools, mariadb.INSTALL_HINT),
+    "redis": ServerKind(redis.RedisService, redis.redis_tools, redis.INSTALL_HINT),
+}
+"""One record per server kind."""
+
+KINDS: Final[tuple[ServiceKind, ...]] = tuple(SERVERS)
+INSTALL_HINTS: Final[Mapping[ServiceKind, str]] = {
+    kind: record.install_hint for kind, record in SERVERS.items()
 }
 
 
 def available(kind: ServiceKind) -> bool:
     """Whether the binaries needed to start a `kind` server (and talk to it) are installed."""
     try:
-        _TOOL_LOOKUPS[kind]()
+        SERVERS[kind].tools()
     except ServiceUnavailable:
         return False
     return True
@@ -171,9 +185,9 @@ def start_server(
     Raises ServiceUnavailable when binaries are missing, ServiceError when the server does not
     come up (its log tail is in the message); neither leaves a process or a directory behind.
     """
-    if kind not in SERVICES:
+    if kind not in SERVERS:
         raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
-    service = SERVICES[kind](
+    service = SERVERS[kind].service(
         user=check_name(user), password=check_password(password), timeout=timeout
     )
     service.launch()

@@ -37,7 +37,7 @@ from backforge.errors import tail_lines
 log = logging.getLogger(__name__)
 
 ServiceKind: TypeAlias = Literal["postgresql", "mysql", "redis"]
-KINDS: tuple[ServiceKind, ...] = ("postgresql", "mysql", "redis")
+"""The server kinds, for the type checker; `backforge.servers.SERVERS` has one record per kind."""
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_USER = "backforge"
@@ -47,12 +47,6 @@ START_TIMEOUT = 60.0
 
 UNPRIVILEGED_USER = "nobody"
 """Account that runs PostgreSQL when we are root: initdb and postgres refuse to run as root."""
-
-INSTALL_HINTS: dict[ServiceKind, str] = {
-    "postgresql": "apt-get install -y postgresql",
-    "mysql": "apt-get install -y mariadb-server",
-    "redis": "apt-get install -y redis-server",
-}
 
 FALLBACK_BIN_DIRS: tuple[str, ...] = (
     "/usr/lib/postgresql/*/bin",  # Debian and Ubuntu keep PostgreSQL off PATH; newest first
@@ -104,10 +98,11 @@ def find_binary(*names: str) -> str | None:
     return None
 
 
-def missing(kind: ServiceKind, what: str, hint: str | None = None) -> ServiceUnavailable:
+def missing(what: str, hint: str) -> ServiceUnavailable:
+    """`what` is not installed: say where it was looked for and the command that installs it."""
     return ServiceUnavailable(
         f"{what} not found on PATH or in {', '.join(FALLBACK_BIN_DIRS)}. "
-        f"Install it with `{hint or INSTALL_HINTS[kind]}` (Debian/Ubuntu), "
+        f"Install it with `{hint}` (Debian/Ubuntu), "
         f"or put its directory on PATH."
     )
 

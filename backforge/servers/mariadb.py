@@ -28,16 +28,17 @@ class MySQLTools:
     client: str
 
 
+INSTALL_HINT = "apt-get install -y mariadb-server"
+
+
 def mysql_tools() -> MySQLTools:
     install_db = find_binary("mariadb-install-db", "mysql_install_db")
     server = find_binary("mariadbd", "mysqld")
     if install_db is None or server is None:
-        raise missing("mysql", "MariaDB server binaries (mariadb-install-db, mariadbd) were")
+        raise missing("MariaDB server binaries (mariadb-install-db, mariadbd) were", INSTALL_HINT)
     client = find_binary("mariadb", "mysql")
     if client is None:
-        raise missing(
-            "mysql", "The MariaDB client mariadb was", "apt-get install -y mariadb-client"
-        )
+        raise missing("The MariaDB client mariadb was", "apt-get install -y mariadb-client")
     return MySQLTools(install_db=install_db, server=server, client=client)
 
 

@@ -43,16 +43,17 @@ def stat_statements_available(postgres: str) -> bool:
     return any(candidate.is_file() for candidate in candidates)
 
 
+INSTALL_HINT = "apt-get install -y postgresql"
+
+
 def postgres_tools() -> PostgresTools:
     initdb = find_binary("initdb")
     postgres = sibling_or_found(initdb, "postgres") if initdb else None
     if initdb is None or postgres is None:
-        raise missing("postgresql", "PostgreSQL server binaries (initdb, postgres) were")
+        raise missing("PostgreSQL server binaries (initdb, postgres) were", INSTALL_HINT)
     psql = sibling_or_found(initdb, "psql")
     if psql is None:
-        raise missing(
-            "postgresql", "The PostgreSQL client psql was", "apt-get install -y postgresql-client"
-        )
+        raise missing("The PostgreSQL client psql was", "apt-get install -y postgresql-client")
     return PostgresTools(initdb=initdb, postgres=postgres, psql=psql)
 
 

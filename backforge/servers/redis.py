@@ -11,6 +11,7 @@ import redis
 from backforge.servers.base import LOOPBACK, Service, ServiceError, check_name, find_binary, missing
 
 DATABASES = 16
+INSTALL_HINT = "apt-get install -y redis-server"
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class RedisTools:
 def redis_tools() -> RedisTools:
     server = find_binary("redis-server")
     if server is None:
-        raise missing("redis", "The Redis server redis-server was")
+        raise missing("The Redis server redis-server was", INSTALL_HINT)
     return RedisTools(server=server)
 
 

@@ -11,11 +11,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from backforge.databases import database_of
+from backforge.model import Variant
 from backforge.servers import ServerPool, ServiceKind
 from backforge.steps.results import StepFailed
 from backforge.steps.tools import in_project, project_python, run_tool, tool, unique_name
@@ -163,10 +163,12 @@ def project_pytest(
 
 @dataclass
 class Resources:
-    """A variant's own database (and Redis database) on the pool's servers, made on first use."""
+    """A variant's own database (and Redis database) on the pool's servers, made on first use.
+
+    `variant` is None when backforge could not read it from copier.yml (its render fails)."""
 
     project: Path
-    answers: Mapping[str, Any]
+    variant: Variant | None
     pool: ServerPool | None
     made: list[tuple[ServiceKind, str]] = field(default_factory=list)
     _database_url: str | None = None
@@ -174,7 +176,7 @@ class Resources:
 
     def database_url(self) -> str:
         if self._database_url is None:
-            database = database_of(self.answers)
+            database = database_of(self._variant())
             if database.server is None:
                 self._database_url = database.embedded_url(self.project)
             else:
@@ -182,11 +184,16 @@ class Resources:
         return self._database_url
 
     def extra_env(self) -> dict[str, str]:
-        example = self.project / ".env.example"
-        needs_redis = example.is_file() and "REDIS_URL" in example.read_text(encoding="utf-8")
-        if needs_redis and self._redis_url is None:
+        """REDIS_URL of a Redis database of its own when the variant needs Redis (copier.yml's
+        computed `redis`)."""
+        if self._variant().needs_redis and self._redis_url is None:
             self._redis_url = self._create("redis")
         return {"REDIS_URL": self._redis_url} if self._redis_url else {}
+
+    def _variant(self) -> Variant:
+        if self.variant is None:
+            raise StepFailed("backforge could not read this variant from copier.yml")
+        return self.variant
 
     def _create(self, kind: ServiceKind) -> str:
         if self.pool is None:
