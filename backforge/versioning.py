@@ -1,0 +1,134 @@
+"""backforge's version, from the repository: releases recorded in `releases.toml`, plus git.
+
+A release is one entry of `releases.toml` (version, the full commit, date); git tags are not
+needed (they do not travel with every clone). The version of a commit is:
+
+- the release's version when the commit is a recorded release;
+- otherwise `<next>.devN+g<sha>`, where the newest recorded release that is an ancestor of the
+  commit is the base, `<next>` is its version with the last number raised, N the number of
+  commits since it and `<sha>` the commit's short id (`0.0.1.devN+g<sha>` before any release).
+
+hatchling reads it through its `code` version source (this file is stdlib only, loaded by path),
+and its `version` build hook writes it into `backforge/_version.py` for the sdist and the wheel,
+so a build without git (from an sdist) still knows it. At run time, a git checkout (an editable
+install) computes it afresh, so it follows every commit; an installed wheel reads `_version.py`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository root when this file is in a checkout (or an unpacked sdist)."""
+RELEASES_FILE = "releases.toml"
+VERSION_FILE = Path(__file__).resolve().parent / "_version.py"
+_RELEASE = re.compile(r"^\d+(\.\d+)*$")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+class VersionError(RuntimeError):
+    """The version cannot be told: the releases file is invalid, or neither git nor a build's
+    version file is there."""
+
+
+class Release(NamedTuple):
+    version: str
+    commit: str
+    date: str
+
+
+def read_releases(root: Path = ROOT) -> list[Release]:
+    """The releases recorded in `root/releases.toml`, oldest first (none without the file)."""
+    path = root / RELEASES_FILE
+    if not path.is_file():
+        return []
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("release", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise VersionError(f"{path} is not valid TOML: {exc}") from exc
+    releases = []
+    for index, entry in enumerate(entries, 1):
+        version, commit, date = (str(entry.get(key, "")) for key in ("version", "commit", "date"))
+        if not _RELEASE.match(version) or not _SHA.match(commit) or not date:
+            raise VersionError(
+                f"{path}: release #{index} needs `version` (numbers such as 0.1.0), `commit` "
+                f"(the full 40-character sha) and `date`; got {entry}"
+            )
+        releases.append(Release(version, commit, date))
+    return sorted(releases, key=lambda r: tuple(int(n) for n in r.version.split(".")))
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def is_git_root(root: Path) -> bool:
+    """True when `root` is the top of a git work tree (not a folder inside another one)."""
+    top = _git(root, "rev-parse", "--show-toplevel")
+    return top is not None and Path(top).resolve() == root.resolve()
+
+
+def next_version(version: str) -> str:
+    """`version` with its last number raised: the release the development versions lead to."""
+    numbers = version.split(".")
+    return ".".join([*numbers[:-1], str(int(numbers[-1]) + 1)])
+
+
+def git_version(root: Path = ROOT) -> str | None:
+    """The version of `root`'s HEAD from its releases file and history; None without git."""
+    if not is_git_root(root):
+        return None
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None:
+        return None
+    base: Release | None = None
+    for release in reversed(read_releases(root)):
+        if release.commit == head:
+            return release.version
+        if _git(root, "merge-base", "--is-ancestor", release.commit, head) is not None:
+            base = release
+            break
+    since = _git(root, "rev-list", "--count", f"{base.commit}..{head}" if base else head)
+    if since is None:
+        raise VersionError(f"git rev-list failed in {root}")
+    release = next_version(base.version) if base else "0.0.1"
+    return f"{release}.dev{since}+g{head[:7]}"
+
+
+def built_version(file: Path = VERSION_FILE) -> str | None:
+    """The version a build wrote into `backforge/_version.py`, if there is one."""
+    if not file.is_file():
+        return None
+    found = re.search(r'__version__ = "([^"]+)"', file.read_text(encoding="utf-8"))
+    return found.group(1) if found else None
+
+
+def package_version(root: Path = ROOT) -> str:
+    """This backforge's version: from git in a checkout, else the one its build recorded."""
+    version = git_version(root) or built_version()
+    if version is None:
+        raise VersionError(
+            f"cannot tell backforge's version: {root} is not a git checkout and "
+            f"{VERSION_FILE} (written by a build) is missing"
+        )
+    return version
+
+
+def commit_of(version: str, releases: Path = ROOT) -> str | None:
+    """The commit a version was built from: a development version's `g<sha>` (short), a
+    release's commit as `releases/releases.toml` records it; None when it records no such
+    release."""
+    found = re.search(r"\+g([0-9a-f]+)", version)
+    if found:
+        return found.group(1)
+    return next((r.commit for r in read_releases(releases) if r.version == version), None)
