@@ -41,25 +41,59 @@ class Release(NamedTuple):
     date: str
 
 
-def read_releases(root: Path = ROOT) -> list[Release]:
-    """The releases recorded in `root/releases.toml`, oldest first (none without the file)."""
-    path = root / RELEASES_FILE
-    if not path.is_file():
-        return []
+def parse_releases(text: str, where: str) -> list[Release]:
+    """The releases a `releases.toml` text records, oldest first."""
     try:
-        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("release", [])
+        entries = tomllib.loads(text).get("release", [])
     except tomllib.TOMLDecodeError as exc:
-        raise VersionError(f"{path} is not valid TOML: {exc}") from exc
+        raise VersionError(f"{where} is not valid TOML: {exc}") from exc
     releases = []
     for index, entry in enumerate(entries, 1):
         version, commit, date = (str(entry.get(key, "")) for key in ("version", "commit", "date"))
         if not _RELEASE.match(version) or not _SHA.match(commit) or not date:
             raise VersionError(
-                f"{path}: release #{index} needs `version` (numbers such as 0.1.0), `commit` "
+                f"{where}: release #{index} needs `version` (numbers such as 0.1.0), `commit` "
                 f"(the full 40-character sha) and `date`; got {entry}"
             )
         releases.append(Release(version, commit, date))
-    return sorted(releases, key=lambda r: tuple(int(n) for n in r.version.split(".")))
+    return sorted(set(releases), key=_order)
+
+
+def _order(release: Release) -> tuple[int, ...]:
+    return tuple(int(number) for number in release.version.split("."))
+
+
+def read_releases(root: Path = ROOT) -> list[Release]:
+    """The releases recorded in `root/releases.toml`, oldest first (none without the file)."""
+    path = root / RELEASES_FILE
+    if not path.is_file():
+        return []
+    return parse_releases(path.read_text(encoding="utf-8"), str(path))
+
+
+def _branch_releases(root: Path) -> str:
+    """The releases files of every branch tip (local and remote), concatenated: a release
+    commit is recorded by a later commit, so checked out, it learns its version from them."""
+    tips = _git(root, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes")
+    if not tips:
+        return ""
+    wanted = "".join(f"{tip}:{RELEASES_FILE}\n" for tip in sorted(set(tips.split())))
+    result = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=root,
+        input=wanted.encode(),
+        capture_output=True,
+        check=False,
+    )
+    texts, out = [], result.stdout
+    while out:
+        header, _, out = out.partition(b"\n")
+        fields = header.split()
+        if len(fields) == 3 and fields[1] == b"blob":
+            size = int(fields[2])
+            texts.append(out[:size].decode("utf-8"))
+            out = out[size + 1 :]
+    return "\n".join(texts)
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -91,8 +125,10 @@ def git_version(root: Path = ROOT) -> str | None:
     head = _git(root, "rev-parse", "HEAD")
     if head is None:
         return None
+    others = parse_releases(_branch_releases(root), f"{RELEASES_FILE} of a branch in {root}")
+    releases = sorted({*read_releases(root), *others}, key=_order)
     base: Release | None = None
-    for release in reversed(read_releases(root)):
+    for release in reversed(releases):
         if release.commit == head:
             return release.version
         if _git(root, "merge-base", "--is-ancestor", release.commit, head) is not None:
@@ -101,8 +137,8 @@ def git_version(root: Path = ROOT) -> str | None:
     since = _git(root, "rev-list", "--count", f"{base.commit}..{head}" if base else head)
     if since is None:
         raise VersionError(f"git rev-list failed in {root}")
-    release = next_version(base.version) if base else "0.0.1"
-    return f"{release}.dev{since}+g{head[:7]}"
+    upcoming = next_version(base.version) if base else "0.0.1"
+    return f"{upcoming}.dev{since}+g{head[:7]}"
 
 
 def built_version(file: Path = VERSION_FILE) -> str | None:
