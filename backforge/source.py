@@ -32,7 +32,7 @@ from typing import Final
 
 from backforge import __version__
 from backforge.errors import UsageError
-from backforge.versioning import commit_of
+from backforge.versioning import package_commit
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 CHECKOUT: Final = PACKAGE_DIR.parent
@@ -177,7 +177,7 @@ def describe_template() -> str:
     if not _is_template(BUNDLED):
         return "template: none bundled (pass --template SRC)"
     tag = content_tag(__version__, content_digest(BUNDLED, TEMPLATE_PARTS))
-    commit = commit_of(__version__, BUNDLED) or "unknown"
+    commit = package_commit() or "unknown"
     return f"template {tag} (commit {commit})"
 
 

@@ -1,7 +1,9 @@
-"""backforge's version, from the repository: releases recorded in `releases.toml`, plus git.
+"""backforge's version, from the repository: releases recorded in `backforge/releases.toml`, plus
+git history.
 
 A release is one entry of `releases.toml` (version, the full commit, date); git tags are not
-needed (they do not travel with every clone). The version of a commit is:
+needed (they do not travel with every clone). The file at HEAD and on every branch tip counts
+(the release commit is recorded by a later commit). The version of a commit is:
 
 - the release's version when the commit is a recorded release;
 - otherwise `<next>.devN+g<sha>`, where the newest recorded release that is an ancestor of the
@@ -9,9 +11,10 @@ needed (they do not travel with every clone). The version of a commit is:
   commits since it and `<sha>` the commit's short id (`0.0.1.devN+g<sha>` before any release).
 
 hatchling reads it through its `code` version source (this file is stdlib only, loaded by path),
-and its `version` build hook writes it into `backforge/_version.py` for the sdist and the wheel,
-so a build without git (from an sdist) still knows it. At run time, a git checkout (an editable
-install) computes it afresh, so it follows every commit; an installed wheel reads `_version.py`.
+and the build hook `backforge/_build.py` writes it and the commit into `backforge/_version.py`
+for the sdist and the wheel, so a build without git (from an sdist) still knows both. At run
+time, a git checkout (an editable install) computes them afresh, so they follow every commit; an
+installed wheel reads `_version.py`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root when this file is in a checkout (or an unpacked sdist)."""
-RELEASES_FILE = "releases.toml"
+RELEASES_FILE = "backforge/releases.toml"
 VERSION_FILE = Path(__file__).resolve().parent / "_version.py"
 _RELEASE = re.compile(r"^\d+(\.\d+)*$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -64,7 +67,8 @@ def _order(release: Release) -> tuple[int, ...]:
 
 
 def read_releases(root: Path = ROOT) -> list[Release]:
-    """The releases recorded in `root/releases.toml`, oldest first (none without the file)."""
+    """The releases recorded in `root/backforge/releases.toml`, oldest first (none without
+    the file)."""
     path = root / RELEASES_FILE
     if not path.is_file():
         return []
@@ -141,12 +145,35 @@ def git_version(root: Path = ROOT) -> str | None:
     return f"{upcoming}.dev{since}+g{head[:7]}"
 
 
-def built_version(file: Path = VERSION_FILE) -> str | None:
-    """The version a build wrote into `backforge/_version.py`, if there is one."""
+def git_commit(root: Path = ROOT) -> str | None:
+    """The full sha of `root`'s HEAD; None when `root` is not the top of a git work tree."""
+    return _git(root, "rev-parse", "HEAD") if is_git_root(root) else None
+
+
+def version_file_text(version: str, commit: str) -> str:
+    """What a build writes into `backforge/_version.py`."""
+    return (
+        '"""Written by the build (backforge/_build.py): the version and commit it was built '
+        'from."""\n\n'
+        f'__version__ = "{version}"\n__commit__ = "{commit}"\n'
+    )
+
+
+def _built(name: str, file: Path) -> str | None:
     if not file.is_file():
         return None
-    found = re.search(r'__version__ = "([^"]+)"', file.read_text(encoding="utf-8"))
+    found = re.search(rf'^{name} = "([^"]*)"$', file.read_text(encoding="utf-8"), re.M)
     return found.group(1) if found else None
+
+
+def built_version(file: Path = VERSION_FILE) -> str | None:
+    """The version a build wrote into `backforge/_version.py`, if there is one."""
+    return _built("__version__", file)
+
+
+def built_commit(file: Path = VERSION_FILE) -> str | None:
+    """The commit a build wrote into `backforge/_version.py`, if there is one."""
+    return _built("__commit__", file)
 
 
 def package_version(root: Path = ROOT) -> str:
@@ -160,11 +187,7 @@ def package_version(root: Path = ROOT) -> str:
     return version
 
 
-def commit_of(version: str, releases: Path = ROOT) -> str | None:
-    """The commit a version was built from: a development version's `g<sha>` (short), a
-    release's commit as `releases/releases.toml` records it; None when it records no such
-    release."""
-    found = re.search(r"\+g([0-9a-f]+)", version)
-    if found:
-        return found.group(1)
-    return next((r.commit for r in read_releases(releases) if r.version == version), None)
+def package_commit(root: Path = ROOT) -> str | None:
+    """The commit this backforge comes from: HEAD in a checkout, else the one its build
+    recorded (None when neither is known)."""
+    return git_commit(root) or built_commit() or None

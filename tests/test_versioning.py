@@ -13,10 +13,12 @@ from backforge.errors import UsageError
 from backforge.source import cache_bundled_template, content_tag
 from backforge.versioning import (
     VersionError,
+    built_commit,
     built_version,
-    commit_of,
     git_version,
+    package_commit,
     read_releases,
+    version_file_text,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +43,8 @@ def commit(root: Path, message: str) -> str:
 
 def record(root: Path, *releases: tuple[str, str]) -> str:
     """Write releases.toml with (version, commit) entries and commit it."""
-    (root / "releases.toml").write_text(
+    (root / "backforge").mkdir(exist_ok=True)
+    (root / "backforge" / "releases.toml").write_text(
         "".join(
             f'[[release]]\nversion = "{v}"\ncommit = "{c}"\ndate = "2026-12-06"\n\n'
             for v, c in releases
@@ -97,10 +100,13 @@ def test_a_release_on_another_line_is_not_a_base(repo: Path) -> None:
 
 
 def test_an_invalid_releases_file_is_refused_naming_the_field(repo: Path) -> None:
-    (repo / "releases.toml").write_text('[[release]]\nversion = "0.1.0"\ncommit = "a431707"\n')
+    (repo / "backforge").mkdir()
+    (repo / "backforge" / "releases.toml").write_text(
+        '[[release]]\nversion = "0.1.0"\ncommit = "a431707"\n'
+    )
     with pytest.raises(VersionError, match=r"release #1 needs .*the full 40-character sha"):
         read_releases(repo)
-    (repo / "releases.toml").write_text("[[release]\n")
+    (repo / "backforge" / "releases.toml").write_text("[[release]\n")
     with pytest.raises(VersionError, match="not valid TOML"):
         read_releases(repo)
 
@@ -112,8 +118,9 @@ def test_a_folder_that_is_not_a_git_root_has_no_git_version(repo: Path, tmp_path
     assert git_version(tmp_path / "nowhere") is None
     written = tmp_path / "_version.py"
     assert built_version(written) is None
-    written.write_text('__version__ = "0.1.1.dev3+gabcdef0"\n')
+    written.write_text(version_file_text("0.1.1.dev3+gabcdef0", "f" * 40))
     assert built_version(written) == "0.1.1.dev3+gabcdef0"
+    assert built_commit(written) == "f" * 40
 
 
 def test_this_checkout_knows_its_version_and_the_release_commit() -> None:
@@ -122,9 +129,7 @@ def test_this_checkout_knows_its_version_and_the_release_commit() -> None:
     (release,) = read_releases(REPO)[:1]
     assert release.version == "0.1.0"
     assert release.commit == git(REPO, "rev-parse", "a431707")
-    assert commit_of("0.1.0", REPO) == release.commit
-    assert commit_of("0.1.1.dev3+gabcdef0", REPO) == "abcdef0"
-    assert commit_of("9.9.9", REPO) is None
+    assert package_commit() == git(REPO, "rev-parse", "HEAD")
 
 
 # ---------------------------------------------------------------------------------------------
