@@ -8,7 +8,8 @@ needed (they do not travel with every clone). The file at HEAD and on every bran
 - the release's version when the commit is a recorded release;
 - otherwise `<next>.devN+g<sha>`, where the newest recorded release that is an ancestor of the
   commit is the base, `<next>` is its version with the last number raised, N the number of
-  commits since it and `<sha>` the commit's short id (`0.0.1.devN+g<sha>` before any release).
+  commits since it and `<sha>` the commit's short id (`0.0.1.devN+g<sha>` before any release;
+  in a shallow clone that lacks the release commits, `<next>.dev0+g<sha>` from the newest one).
 
 hatchling reads it through its `code` version source (this file is stdlib only, loaded by path),
 and the build hook `backforge/_build.py` writes it and the commit into `backforge/_version.py`
@@ -138,6 +139,10 @@ def git_version(root: Path = ROOT) -> str | None:
         if _git(root, "merge-base", "--is-ancestor", release.commit, head) is not None:
             base = release
             break
+    if base is None and releases and _git(root, "rev-parse", "--is-shallow-repository") == "true":
+        # A shallow clone lacks the release commits: the newest recorded release is the base,
+        # and the distance is unknown (0); the sha still tells commits apart.
+        return f"{next_version(releases[-1].version)}.dev0+g{head[:7]}"
     since = _git(root, "rev-list", "--count", f"{base.commit}..{head}" if base else head)
     if since is None:
         raise VersionError(f"git rev-list failed in {root}")

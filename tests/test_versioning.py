@@ -99,6 +99,18 @@ def test_a_release_on_another_line_is_not_a_base(repo: Path) -> None:
     assert git_version(repo) == f"0.0.6.dev1+g{recorded[:7]}"
 
 
+def test_a_shallow_clone_without_the_release_commit_still_gets_a_distinct_version(
+    repo: Path, tmp_path: Path
+) -> None:
+    release = commit(repo, "the release")
+    record(repo, ("0.1.0", release))
+    head = commit(repo, "a fix")
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "--quiet", "--depth", "1", f"file://{repo}", str(shallow))
+    assert git_version(shallow) == f"0.1.1.dev0+g{head[:7]}"
+    assert git_version(repo) == f"0.1.1.dev2+g{head[:7]}"
+
+
 def test_an_invalid_releases_file_is_refused_naming_the_field(repo: Path) -> None:
     (repo / "backforge").mkdir()
     (repo / "backforge" / "releases.toml").write_text(
