@@ -3,10 +3,10 @@ and the template cache keyed by version and content (backforge/source.py)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from test_update import git
 
 import backforge
 from backforge.errors import UsageError
@@ -24,21 +24,11 @@ from backforge.versioning import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 def commit(root: Path, message: str) -> str:
     (root / "log.txt").write_text((root / "log.txt").read_text() + message + "\n")
     git(root, "add", "-A")
     git(root, "commit", "--quiet", "-m", message)
-    return git(root, "rev-parse", "HEAD")
+    return git(root, "rev-parse", "HEAD").strip()
 
 
 def record(root: Path, *releases: tuple[str, str]) -> str:
@@ -91,7 +81,7 @@ def test_a_release_commit_gets_its_version_and_every_later_commit_a_distinct_one
 
 def test_a_release_on_another_line_is_not_a_base(repo: Path) -> None:
     """A release that is not an ancestor of HEAD (a branch released separately) is ignored."""
-    base = git(repo, "rev-parse", "HEAD")
+    base = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "checkout", "--quiet", "-b", "side")
     side = commit(repo, "released on the side")
     git(repo, "checkout", "--quiet", "main")
@@ -140,8 +130,8 @@ def test_this_checkout_knows_its_version_and_the_release_commit() -> None:
     assert backforge.__version__ == git_version(REPO)
     (release,) = read_releases(REPO)[:1]
     assert release.version == "0.1.0"
-    assert release.commit == git(REPO, "rev-parse", "a431707")
-    assert package_commit() == git(REPO, "rev-parse", "HEAD")
+    assert release.commit == git(REPO, "rev-parse", "a431707").strip()
+    assert package_commit() == git(REPO, "rev-parse", "HEAD").strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,20 +157,20 @@ def test_the_cache_tags_each_content_of_one_version_apart(tmp_path: Path) -> Non
     repo, first = cache_bundled_template(bundled, "0.1.0", cache)
     assert repo == cache
     assert first.startswith("0.1.0+t")
-    assert git(cache, "show", f"{first}:template/README.md") == "first build"
+    assert git(cache, "show", f"{first}:template/README.md") == "first build\n"
     assert "__pycache__" not in git(cache, "ls-tree", "-r", "--name-only", first)
 
     # The same build again (and a cache file changed): the same tag, no new commit.
     (bundled / "template" / "__pycache__" / "x.pyc").write_bytes(b"other")
     assert cache_bundled_template(bundled, "0.1.0", cache) == (cache, first)
-    assert git(cache, "rev-list", "--count", "HEAD") == "1"
+    assert git(cache, "rev-list", "--count", "HEAD") == "1\n"
 
     # Another build, same version, different template: its own tag, its own content.
     _bundle(bundled, "second build")
     _, second = cache_bundled_template(bundled, "0.1.0", cache)
     assert second != first and second.startswith("0.1.0+t")
-    assert git(cache, "show", f"{second}:template/README.md") == "second build"
-    assert git(cache, "show", f"{first}:template/README.md") == "first build"  # still there
+    assert git(cache, "show", f"{second}:template/README.md") == "second build\n"
+    assert git(cache, "show", f"{first}:template/README.md") == "first build\n"  # still there
     # An executable bit is content too.
     (bundled / "hooks" / "post.py").chmod(0o755)
     assert cache_bundled_template(bundled, "0.1.0", cache)[1] not in (first, second)
@@ -192,7 +182,7 @@ def test_the_cache_takes_any_parts_and_development_versions(tmp_path: Path) -> N
     cache = tmp_path / "resource-cache"
     _, tag = cache_bundled_template(bundled, "0.1.1.dev2+gabcdef0", cache, parts=("template",))
     assert tag.startswith("0.1.1.dev2+gabcdef0.t")
-    assert git(cache, "ls-tree", "--name-only", tag) == "template"
+    assert git(cache, "ls-tree", "--name-only", tag) == "template\n"
     assert content_tag("1.0", "ab") == "1.0+tab"
 
     with pytest.raises(UsageError, match=r"no bundled template \(.*missing\.yml is missing\)"):
