@@ -297,6 +297,8 @@ def run_upgrade(
     assert not result.conflicts, [c.location for c in result.conflicts]
     assert result.ok, result.install_error
     assert (result.from_version, result.to_version) == (LAST.version, CURRENT)
+    merged = git(path, "diff", "--name-only", "HEAD").split()
+    assert {"README.md", "app/main.py"} <= set(merged), f"the update left them alone: {merged}"
     assert readme.read_text(encoding="utf-8").endswith(README_EDIT)
     assert main.read_text(encoding="utf-8").endswith(MAIN_EDIT)
     after = project.revision_files()
