@@ -43,8 +43,6 @@ from backforge.versioning import read_releases
 
 MAIN = Path(__file__).resolve().parents[1]
 LAST = read_releases(MAIN)[-1]
-CURRENT = content_tag(__version__, content_digest(MAIN, TEMPLATE_PARTS))
-"""The working tree's tag in the clone: this version and this template's content."""
 VERSIONS = "migrations/versions"
 JOBS = 2
 ITEM_NAMES = ("anvil", "bellows", "crucible")
@@ -179,9 +177,18 @@ def _needs_redis(upgrade: Upgrade) -> bool:
     return bool(features & REDIS_FEATURES)
 
 
+@dataclass(frozen=True)
+class ReleaseRepo:
+    path: Path
+    release: str
+    """The last release's tag (its version)."""
+    current: str
+    """The working tree's tag: this version and this template's content."""
+
+
 @pytest.fixture(scope="module")
-def release_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clone of this repository: the last release tagged, the working tree tagged CURRENT."""
+def release_repo(tmp_path_factory: pytest.TempPathFactory) -> ReleaseRepo:
+    """A clone of this repository: the last release tagged, the working tree tagged on top."""
     found = subprocess.run(
         ["git", "cat-file", "-e", f"{LAST.commit}^{{commit}}"], cwd=MAIN, check=False
     )
@@ -206,9 +213,10 @@ def release_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(source, target, ignore=ignore)
         else:
             shutil.copy2(source, target)
-    commit_all(root, f"The working tree, {CURRENT}")
-    git(root, "tag", CURRENT)
-    return root
+    current = content_tag(__version__, content_digest(root, TEMPLATE_PARTS))
+    commit_all(root, f"The working tree, {current}")
+    git(root, "tag", current)
+    return ReleaseRepo(root, LAST.version, current)
 
 
 @dataclass
@@ -269,13 +277,18 @@ def _login(answers: Mapping[str, Any], seeded_with_auth: bool) -> dict[str, Any]
 
 
 def run_upgrade(
-    repo: Path, upgrade: Upgrade, work: Path, url: str, suite_url: str, env: dict[str, str]
+    repo: ReleaseRepo,
+    upgrade: Upgrade,
+    work: Path,
+    url: str,
+    suite_url: str,
+    env: dict[str, str],
 ) -> list[str]:
     """One upgrade from the release; the lines that report it (AssertionError on a failure)."""
     started = time.perf_counter()
     path = work / "shop"
-    render(str(repo), path, {"project_name": "Shop", **upgrade.answers}, vcs_ref=LAST.version)
-    assert answers_of(path)["_commit"] == LAST.version
+    render(str(repo.path), path, {"project_name": "Shop", **upgrade.answers}, vcs_ref=repo.release)
+    assert answers_of(path)["_commit"] == repo.release
     install(path)
     project = Project(path, url, env)
     project.run("alembic", "upgrade", "heads")
@@ -293,10 +306,10 @@ def run_upgrade(
     before = project.revision_files()
     prepared = time.perf_counter() - started
 
-    result = update_project(path, vcs_ref=CURRENT, data=upgrade.switch, install=True)
+    result = update_project(path, vcs_ref=repo.current, data=upgrade.switch, install=True)
     assert not result.conflicts, [c.location for c in result.conflicts]
     assert result.ok, result.install_error
-    assert (result.from_version, result.to_version) == (LAST.version, CURRENT)
+    assert (result.from_version, result.to_version) == (repo.release, repo.current)
     merged = git(path, "diff", "--name-only", "HEAD").split()
     assert {"README.md", "app/main.py"} <= set(merged), f"the update left them alone: {merged}"
     assert readme.read_text(encoding="utf-8").endswith(README_EDIT)
@@ -306,7 +319,7 @@ def run_upgrade(
     assert not changed, f"applied revisions rewritten or removed by the update: {changed}"
     added = sorted(set(after) - set(before))
     assert added, "switching the capability on brought no revision"
-    commit_all(path, f"Update to {CURRENT}")
+    commit_all(path, f"Update to {repo.current}")
 
     first_superuser = {
         "FIRST_SUPERUSER_EMAIL": ADMIN_EMAIL,
@@ -348,7 +361,7 @@ def run_upgrade(
 
 
 def _run(
-    repo: Path, upgrade: Upgrade, work: Path, url: str, suite_url: str, env: dict[str, str]
+    repo: ReleaseRepo, upgrade: Upgrade, work: Path, url: str, suite_url: str, env: dict[str, str]
 ) -> tuple[bool, list[str]]:
     """`run_upgrade` in a worker process: (passed, its report or the failure's text)."""
     try:
@@ -359,7 +372,7 @@ def _run(
 
 @pytest.mark.slow
 def test_projects_of_the_last_release_upgrade_to_the_working_tree(
-    release_repo: Path,
+    release_repo: ReleaseRepo,
     tmp_path: Path,
     server_pool: ServerPool,
     record_property: Callable[[str, object], None],
@@ -398,7 +411,7 @@ def test_projects_of_the_last_release_upgrade_to_the_working_tree(
     seconds = time.perf_counter() - started
     record_property("release_upgrades", len(UPGRADES))
     with capsys.disabled():
-        print(f"\nupgrades from release {LAST.version} to {CURRENT}: ", end="")
+        print(f"\nupgrades from release {release_repo.release} to {release_repo.current}: ", end="")
         print(f"{seconds:.0f} s ({JOBS} processes)")
         for _, lines in outcomes:
             print("\n".join(lines))
