@@ -9,7 +9,8 @@ needed (they do not travel with every clone). The file at HEAD and on every bran
 - otherwise `<next>.devN+g<sha>`, where the newest recorded release that is an ancestor of the
   commit is the base, `<next>` is its version with the last number raised, N the number of
   commits since it and `<sha>` the commit's short id (`0.0.1.devN+g<sha>` before any release;
-  in a shallow clone that lacks the release commits, `<next>.dev0+g<sha>` from the newest one).
+  in a shallow clone that lacks the release commits, `<next>.dev0+g<sha>` from the newest one;
+  without git or a build, `<next>.dev0+unknown`).
 
 hatchling reads it through its `code` version source (this file is stdlib only, loaded by path),
 and the build hook `backforge/_build.py` writes it and the commit into `backforge/_version.py`
@@ -35,8 +36,7 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class VersionError(RuntimeError):
-    """The version cannot be told: the releases file is invalid, or neither git nor a build's
-    version file is there."""
+    """The version cannot be told: the releases file is invalid, or git failed."""
 
 
 class Release(NamedTuple):
@@ -181,15 +181,15 @@ def built_commit(file: Path = VERSION_FILE) -> str | None:
     return _built("__commit__", file)
 
 
-def package_version(root: Path = ROOT) -> str:
-    """This backforge's version: from git in a checkout, else the one its build recorded."""
-    version = git_version(root) or built_version()
-    if version is None:
-        raise VersionError(
-            f"cannot tell backforge's version: {root} is not a git checkout and "
-            f"{VERSION_FILE} (written by a build) is missing"
-        )
-    return version
+def package_version(root: Path = ROOT, version_file: Path = VERSION_FILE) -> str:
+    """This backforge's version: from git in a checkout, else the one its build recorded; for
+    a copy with neither (an archive of the repository), `<next>.dev0+unknown` after the newest
+    recorded release."""
+    version = git_version(root) or built_version(version_file)
+    if version is not None:
+        return version
+    releases = read_releases(root)
+    return f"{next_version(releases[-1].version) if releases else '0.0.1'}.dev0+unknown"
 
 
 def package_commit(root: Path = ROOT) -> str | None:

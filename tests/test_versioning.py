@@ -3,6 +3,7 @@ and the template cache keyed by version and content (backforge/source.py)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from backforge.versioning import (
     built_version,
     git_version,
     package_commit,
+    package_version,
     read_releases,
     version_file_text,
 )
@@ -113,16 +115,24 @@ def test_an_invalid_releases_file_is_refused_naming_the_field(repo: Path) -> Non
         read_releases(repo)
 
 
-def test_a_folder_that_is_not_a_git_root_has_no_git_version(repo: Path, tmp_path: Path) -> None:
+def test_without_git_the_build_recorded_version_counts(repo: Path, tmp_path: Path) -> None:
     inside = repo / "sub"
     inside.mkdir()
     assert git_version(inside) is None  # git answers for `repo`, not for this folder
     assert git_version(tmp_path / "nowhere") is None
     written = tmp_path / "_version.py"
     assert built_version(written) is None
+    # An archive of the repository (no git, never built): after the newest release, unknown.
+    archive = tmp_path / "archive"
+    (archive / "backforge").mkdir(parents=True)
+    assert package_version(archive, written) == "0.0.1.dev0+unknown"
+    shutil.copy2(REPO / "backforge" / "releases.toml", archive / "backforge")
+    assert package_version(archive, written) == "0.1.1.dev0+unknown"
+
     written.write_text(version_file_text("0.1.1.dev3+gabcdef0", "f" * 40))
     assert built_version(written) == "0.1.1.dev3+gabcdef0"
     assert built_commit(written) == "f" * 40
+    assert package_version(archive, written) == "0.1.1.dev3+gabcdef0"
 
 
 def test_this_checkout_knows_its_version_and_the_release_commit() -> None:
