@@ -1,3 +1,5 @@
 """backforge: render, update and prove FastAPI backends from the Copier template in this repo."""
 
-__version__ = "0.1.0"
+from backforge.versioning import package_version
+
+__version__ = package_version()

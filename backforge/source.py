@@ -8,10 +8,11 @@ backforge finds its own template in one of two places:
   (`benchmarks/`) ship as package data under `backforge/_bundled/`. Copier needs a git repository
   to record a template revision that `copier update` can return to, so the bundled template is
   copied into a *template cache*, a git repository at `$BACKFORGE_HOME/template` (default
-  `~/.cache/backforge/template`), as one commit tagged with the installed backforge version. A
-  project records that repository as `_src_path` and the version tag as `_commit`; installing a
-  newer backforge adds a commit with its own tag on top, so `backforge update` merges from the
-  version a project was rendered from to the installed one.
+  `~/.cache/backforge/template`), as one commit tagged with the installed backforge version and
+  a digest of the template's content (`0.1.0+t<digest>`: two builds of one version with
+  different templates never share a tag). A project records that repository as `_src_path` and
+  the tag as `_commit`; installing another backforge adds a commit with its own tag on top, so
+  `backforge update` merges from the template a project was rendered from to the installed one.
 
 Both are trusted (their tasks run). Any other `--template` source is foreign: `new` and `update`
 refuse it unless `--trust` is given, as Copier does.
@@ -21,15 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
 from backforge import __version__
 from backforge.errors import UsageError
+from backforge.versioning import package_commit
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 CHECKOUT: Final = PACKAGE_DIR.parent
@@ -38,6 +41,7 @@ BUNDLED: Final = PACKAGE_DIR / "_bundled"
 """The template and the floor app as package data of an installed wheel."""
 TEMPLATE_PARTS: Final = ("copier.yml", "template", "hooks")
 _IGNORED: Final = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
+CONTENT_DIGITS: Final = 12
 
 
 def _is_template(folder: Path) -> bool:
@@ -101,23 +105,57 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def content_digest(root: Path, parts: Sequence[str]) -> str:
+    """A digest of the files under `root/<part>` (paths, executable bits and bytes; caches
+    left out): two folders with the same digest render the same."""
+    digest = hashlib.sha256()
+    files: list[Path] = []
+    for part in parts:
+        path = root / part
+        files.extend([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()))
+    for path in sorted(files):
+        relative = path.relative_to(root)
+        if _IGNORED("", list(relative.parts)):  # what copying into the cache leaves out
+            continue
+        executable = "x" if os.access(path, os.X_OK) else "-"
+        digest.update(f"{relative.as_posix()}\0{executable}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:CONTENT_DIGITS]
+
+
+def content_tag(version: str, digest: str) -> str:
+    """The cache tag of a template: its version plus its content, `<version>+t<digest>` (a PEP
+    440 local part; `.t<digest>` is appended to a local part the version already has)."""
+    return f"{version}{'.' if '+' in version else '+'}t{digest}"
+
+
 def cache_bundled_template(
-    bundled: Path = BUNDLED, version: str = __version__, cache: Path | None = None
+    bundled: Path = BUNDLED,
+    version: str = __version__,
+    cache: Path | None = None,
+    parts: Sequence[str] = TEMPLATE_PARTS,
 ) -> tuple[Path, str]:
-    """The template cache with `bundled` committed under tag `version` (added once): the
-    repository and the tag to render or update from."""
-    if not _is_template(bundled):
+    """The cache repository (default: the template cache) with `bundled/<part>` for each of
+    `parts` committed under the tag `content_tag(version, <their digest>)`, added once: the
+    repository and the tag to render or update from.
+
+    The tag names the content as well as the version, so two builds with the same version and
+    different templates get two tags: the second never renders what the first cached. Tags are
+    never removed, so a project finds the tag it recorded as long as this cache added it."""
+    missing = [part for part in parts if not (bundled / part).exists()]
+    if missing:
         raise UsageError(
-            f"this backforge has no bundled template ({bundled} is missing); reinstall it, or "
-            "pass --template SRC (a path or git URL of the backforge template)"
+            f"this backforge has no bundled template ({bundled / missing[0]} is missing); "
+            "reinstall it, or pass --template SRC (a path or git URL of the backforge template)"
         )
     repo = cache or template_cache()
-    with _locked(repo.parent / "template.lock"):
+    tag = content_tag(version, content_digest(bundled, parts))
+    with _locked(repo.parent / f"{repo.name}.lock"):
         if not (repo / ".git").is_dir():
             repo.mkdir(parents=True, exist_ok=True)
             _git(repo, "init", "--quiet", "--initial-branch=main")
-        if _git(repo, "tag", "--list", version).strip():
-            return repo, version
+        if _git(repo, "tag", "--list", tag).strip():
+            return repo, tag
         for child in repo.iterdir():
             if child.name == ".git":
                 continue
@@ -125,16 +163,30 @@ def cache_bundled_template(
                 shutil.rmtree(child)
             else:
                 child.unlink()
-        for part in TEMPLATE_PARTS:
+        for part in parts:
             source = bundled / part
             if source.is_dir():
                 shutil.copytree(source, repo / part, ignore=_IGNORED)
             else:
                 shutil.copy2(source, repo / part)
         _git(repo, "add", "--all")
-        _git(repo, "commit", "--quiet", "--allow-empty", "-m", f"backforge template {version}")
-        _git(repo, "tag", version)
-    return repo, version
+        _git(repo, "commit", "--quiet", "--allow-empty", "-m", f"backforge template {tag}")
+        _git(repo, "tag", tag)
+    return repo, tag
+
+
+def describe_template() -> str:
+    """Which template this backforge renders: its version and commit (for `--version`)."""
+    if running_from_checkout():
+        commit = _git(CHECKOUT, "rev-parse", "HEAD").strip()
+        dirty = _git(CHECKOUT, "status", "--porcelain", "--", *TEMPLATE_PARTS).strip()
+        changes = ", with uncommitted changes" if dirty else ""
+        return f"template {__version__} (this checkout, commit {commit}{changes})"
+    if not _is_template(BUNDLED):
+        return "template: none bundled (pass --template SRC)"
+    tag = content_tag(__version__, content_digest(BUNDLED, TEMPLATE_PARTS))
+    commit = package_commit() or "unknown"
+    return f"template {tag} (commit {commit})"
 
 
 def default_template() -> tuple[str, str | None]:

@@ -140,9 +140,15 @@ def test_unknown_template_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_version() -> None:
+    """Run from this checkout: the package version, then the template's version and commit."""
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
-    assert result.output == f"backforge {__version__}\n"
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    package, template = result.output.splitlines()
+    assert package == f"backforge {__version__}"
+    assert template.startswith(f"template {__version__} (this checkout, commit {head}")
 
 
 @pytest.fixture

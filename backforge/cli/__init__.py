@@ -13,6 +13,7 @@ import typer
 from backforge import __version__
 from backforge.cli import bench, check, new, questions, update, variants
 from backforge.cli.common import console
+from backforge.source import describe_template
 
 app = typer.Typer(
     name="backforge",
@@ -25,14 +26,22 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"backforge {__version__}", highlight=False)
+        console.print(
+            f"backforge {__version__}\n{describe_template()}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit()
 
 
 @app.callback()
 def main_callback(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show the version and the template's.",
+        ),
     ] = False,
 ) -> None:
     """Render, update and prove FastAPI backends."""

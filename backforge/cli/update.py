@@ -10,7 +10,6 @@ import yaml
 from rich.markup import escape
 from rich.panel import Panel
 
-from backforge import __version__
 from backforge.answers import parse_data
 from backforge.cli.common import (
     EXIT_FAILED,
@@ -51,15 +50,15 @@ def _source_ref(dest: Path, vcs_ref: str | None, trust: bool) -> str | None:
     """Refuse a foreign recorded source without --trust; the revision to update to.
 
     A project rendered by an installed backforge records the template cache: the installed
-    version is added to it (once) and is the default target."""
+    template is added to it (once per version and content) and is the default target."""
     source = _recorded_source(dest)
     if source is None:
         return vcs_ref  # update_project explains what is missing
     if _is_cache(source):
         if running_from_checkout():
             return vcs_ref
-        cache_bundled_template()
-        return vcs_ref or __version__
+        _, tag = cache_bundled_template()
+        return vcs_ref or tag
     require_trust(source, trust)
     return vcs_ref
 
