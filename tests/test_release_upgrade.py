@@ -32,8 +32,10 @@ import pytest
 from test_update import answers_of, commit_all, git
 
 from backforge import __version__
+from backforge.commands import install
 from backforge.databases import database_of
-from backforge.render import install, render
+from backforge.model.variant import variant_of
+from backforge.render import render
 from backforge.servers import ServerPool, ServiceKind, available
 from backforge.source import TEMPLATE_PARTS, content_digest, content_tag
 from backforge.steps.full import project_pytest
@@ -169,12 +171,14 @@ UPGRADES = [
         ("test_migrations*.py", "test_items.py", "test_organizations.py"),
     ),
 ]
-REDIS_FEATURES = {"cache", "rate_limit", "websockets", "jobs"}
 
 
 def _needs_redis(upgrade: Upgrade) -> bool:
-    features = {*upgrade.answers.get("features", []), *upgrade.switch.get("features", [])}
-    return bool(features & REDIS_FEATURES)
+    """Whether the project needs Redis before or after the update (copier.yml computes it)."""
+    return any(
+        variant_of(MAIN, answers).needs_redis
+        for answers in (upgrade.answers, {**upgrade.answers, **upgrade.switch})
+    )
 
 
 @dataclass(frozen=True)
@@ -378,7 +382,9 @@ def test_projects_of_the_last_release_upgrade_to_the_working_tree(
     record_property: Callable[[str, object], None],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    kinds: set[ServiceKind] = {k for u in UPGRADES if (k := database_of(u.answers).server)}
+    kinds: set[ServiceKind] = {
+        k for u in UPGRADES if (k := database_of(variant_of(MAIN, u.answers)).server)
+    }
     kinds |= {"redis"} if any(_needs_redis(u) for u in UPGRADES) else set()
     missing = sorted(kind for kind in kinds if not available(kind))
     assert not missing, f"no {missing} server on this machine: install it (see .ci/run)"
@@ -396,7 +402,7 @@ def test_projects_of_the_last_release_upgrade_to_the_working_tree(
         for index, upgrade in enumerate(UPGRADES):
             work = tmp_path / str(index)
             work.mkdir()
-            kind = database_of(upgrade.answers).server
+            kind = database_of(variant_of(MAIN, upgrade.answers)).server
             url = database(kind) if kind else f"sqlite:///{work / 'app.db'}"
             suite_url = database(kind) if kind else f"sqlite:///{work / 'suite.db'}"
             env = {"REDIS_URL": database("redis")} if _needs_redis(upgrade) else {}
