@@ -73,6 +73,13 @@ def test_unsupported_database_url_is_refused() -> None:
         to_async_url("oracle://u:p@db/app")
 
 
+def test_exports_must_leave_sessions_for_other_requests() -> None:
+    message = r"EXPORT_CONCURRENCY \(5\) must be less than DB_POOL_SIZE \+ DB_MAX_OVERFLOW \(5\)"
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None, db_pool_size=3, db_max_overflow=2, export_concurrency=5)
+    assert Settings(_env_file=None, db_pool_size=3, db_max_overflow=2).export_concurrency == 4
+
+
 def test_json_logs_carry_the_request_id_and_extras() -> None:
     record = logging.makeLogRecord(
         {"name": "app", "levelname": "INFO", "msg": "hello %s", "args": ("world",)}

@@ -64,6 +64,15 @@ class DatabaseUnavailableError(ServiceUnavailableError):
         super().__init__("the database is unavailable; retry shortly")
 
 
+class TooManyExportsError(ServiceUnavailableError):
+    """Every export slot of this process is streaming (`EXPORT_CONCURRENCY`)."""
+
+    retry_after_seconds = 5
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} exports are streaming, as many as this server runs; retry later")
+
+
 class InvalidInputError(DomainError):
     """Well-formed input that breaks a rule (for example a weak password) in `field`."""
 
