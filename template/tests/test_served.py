@@ -1,12 +1,15 @@
 """The app under a real uvicorn process: what only a server and real sockets show."""
 
 import asyncio
+import json
 import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,11 +17,13 @@ from fastapi import FastAPI
 from sqlalchemy import insert, select
 
 from app.core.config import Settings
+from app.middleware.input_guard import DRAIN_SECONDS
 from app.models import metadata
 from app.models.item import DESCRIPTION_MAX_LENGTH
 from tests.served import Uvicorn, uvicorn
 
 ITEMS = "/api/v1/items"
+BODY_BYTES = 20 * 1024 * 1024  # twenty times MAX_REQUEST_BODY_BYTES
 CONCURRENT = 25
 TCP_SEND_BUFFER_MAX = Path("/proc/sys/net/ipv4/tcp_wmem")
 # A receive buffer of a fixed small size: left to grow, the kernel would take in tens of MB of
@@ -37,6 +42,71 @@ def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         env["REDIS_URL"] = redis_url
     with uvicorn("app.main:app", env, tmp_path_factory.mktemp("served") / "uvicorn.log") as served:
         yield served
+
+
+def _connect(server: Uvicorn) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=30)
+
+
+def _post_head(length: int) -> bytes:
+    return (
+        f"POST {ITEMS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _read_response(connection: socket.socket) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of one HTTP/1.1 response with a Content-Length."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        assert chunk, f"the connection closed before a response: {received!r}"
+        received += chunk
+    head, body = received.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines[1:])
+    }
+    while len(body) < int(headers["content-length"]):
+        chunk = connection.recv(65536)
+        assert chunk, "the connection closed within the response body"
+        body += chunk
+    return int(lines[0].split()[1]), json.loads(body)
+
+
+def test_a_client_that_sends_a_large_body_before_reading_gets_the_413(server: Uvicorn) -> None:
+    """The body is read and dropped after the 413: a server that closed while it still arrived
+    reset the connection, and the client lost the answer."""
+    with _connect(server) as connection:
+        connection.sendall(_post_head(BODY_BYTES) + b"[" + b"1," * (BODY_BYTES // 2 - 1) + b"1")
+        status, problem = _read_response(connection)
+    assert status == 413
+    assert problem["status"] == 413
+    response = httpx.post(
+        f"{server.url}{ITEMS}",
+        content=b"x" * BODY_BYTES,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_client_that_stops_sending_gets_the_413_at_once_and_is_closed_later(
+    server: Uvicorn,
+) -> None:
+    """The 413 goes out as soon as the length is known; the server waits `DRAIN_SECONDS` at
+    most for the rest of the body, then closes."""
+    with _connect(server) as connection:
+        connection.sendall(_post_head(BODY_BYTES) + b"[1,")
+        started = time.monotonic()
+        status, _ = _read_response(connection)
+        answered = time.monotonic() - started
+        assert connection.recv(1) == b""  # closed by the server
+        closed = time.monotonic() - started
+    assert status == 413
+    assert answered < DRAIN_SECONDS / 2, answered
+    assert DRAIN_SECONDS - 0.5 < closed < DRAIN_SECONDS + 5, closed
 
 
 def _export_bytes() -> int:
