@@ -119,6 +119,14 @@ def test_the_suite_reads_database_url_from_dotenv_like_the_app(
     assert configured_database_url() == "mysql://u:p@db.example:3306/app"
 
 
+def test_every_test_reads_database_url_through_that_reader() -> None:
+    """A test that read DATABASE_URL from the environment alone (with a SQLite default) failed
+    in a project whose URL is only in `.env`."""
+    reads_the_environment = re.compile(r"(environ\.get|environ\[|getenv)\(?\s*[\"']DATABASE_URL")
+    tests = sorted(Path(__file__).parent.glob("*.py"))
+    assert [test.name for test in tests if reads_the_environment.search(test.read_text())] == []
+
+
 def test_library_chatter_stays_out_of_the_logs(
     capsys: pytest.CaptureFixture[str], database_url: str
 ) -> None:
