@@ -24,7 +24,7 @@ import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -94,10 +94,13 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def cache_bundled_template(
-    bundled: Path = BUNDLED, version: str = __version__, cache: Path | None = None
+    bundled: Path = BUNDLED,
+    version: str = __version__,
+    cache: Path | None = None,
+    parts: Iterable[str] = TEMPLATE_PARTS,
 ) -> tuple[Path, str]:
-    """The template cache with `bundled` committed under tag `version` (added once): the
-    repository and the tag to render or update from."""
+    """The template cache with `parts` of `bundled` committed under tag `version` (added once):
+    the repository and the tag to render or update from."""
     if not _is_template(bundled):
         raise UsageError(
             f"this backforge has no bundled template ({bundled} is missing); reinstall it, or "
@@ -117,7 +120,7 @@ def cache_bundled_template(
                 shutil.rmtree(child)
             else:
                 child.unlink()
-        for part in TEMPLATE_PARTS:
+        for part in parts:
             source = bundled / part
             if source.is_dir():
                 shutil.copytree(source, repo / part, ignore=_IGNORED)

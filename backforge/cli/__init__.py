@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from backforge import __version__
-from backforge.cli import bench, check, new, update, variants
+from backforge.cli import add, bench, check, new, resources, update, variants
 from backforge.cli.common import console
 
 app = typer.Typer(
@@ -39,6 +39,8 @@ def main_callback(
 
 
 app.command("new")(new.new)
+app.add_typer(add.app, name="add")
+app.command("resources")(resources.resources)
 app.command("update")(update.update)
 app.command("variants")(variants.variants)
 app.command("check")(check.check)
