@@ -14,7 +14,6 @@ from backforge.cli.common import EXIT_FAILED, NoInstallOption, console, fail, sa
 from backforge.errors import CommandError, UsageError
 from backforge.render import install
 from backforge.resources.add import SCOPES, Names, plan_resource, render_resource
-from backforge.resources.template import resource_template
 
 app = typer.Typer(
     name="add",
@@ -87,9 +86,8 @@ def resource(
             scope=scope,
             names=Names(plural=plural, class_name=class_name, table=table, url=url, tag=tag),
         )
-        template, ref = resource_template()
         with console.status(f"Rendering resource {name}…"):
-            render_resource(plan, template, ref)
+            render_resource(plan)
     except UsageError as exc:
         raise fail(str(exc)) from exc
     except CommandError as exc:

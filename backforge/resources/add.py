@@ -40,6 +40,7 @@ from backforge.resources.project import (
     taken_names,
 )
 from backforge.resources.spec import SEARCHABLE, SORTABLE, Field, parse_field
+from backforge.resources.template import resource_template
 from backforge.update import check_clean, check_repository, restore
 
 SCOPES: Final = ("owner", "organization", "global")
@@ -118,19 +119,19 @@ def _check_scope(scope: str, project: Mapping[str, Any]) -> None:
 
 def _names(name: str, names: Names) -> dict[str, str]:
     check_snake("NAME", name)
-    plural = names.plural or plural_of(name)
+    plural = plural_of(name) if names.plural is None else names.plural
     check_snake("--plural", plural)
     if plural == name:
         raise UsageError(
             f"--plural {plural!r} must differ from NAME (the code names one row and a list apart)"
         )
-    class_name = names.class_name or class_name_of(name)
+    class_name = class_name_of(name) if names.class_name is None else names.class_name
     check_class_name(class_name)
-    table = names.table or plural
+    table = plural if names.table is None else names.table
     check_snake("--table", table)
-    url = names.url or url_of(plural)
+    url = url_of(plural) if names.url is None else names.url
     check_url(url)
-    tag = names.tag or url
+    tag = url if names.tag is None else names.tag
     check_tag(tag)
     return {
         "resource": name,
@@ -277,12 +278,17 @@ def plan_resource(
     return plan
 
 
-def render_resource(plan: ResourcePlan, template: str, vcs_ref: str) -> None:
-    """Render the resource into its project (a clean git tree) and commit it; on any failure put
+def render_resource(
+    plan: ResourcePlan, template: str | None = None, vcs_ref: str | None = None
+) -> None:
+    """Render the resource into its project (a clean git tree) from `template` at `vcs_ref`
+    (default: the resource template that ships with backforge) and commit it; on any failure put
     the project back as it was and raise UsageError."""
     project = plan.project
     check_repository(project)
     check_clean(project)
+    if template is None:
+        template, vcs_ref = resource_template()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
