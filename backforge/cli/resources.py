@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from backforge.cli.common import console, fail, say
+from backforge.cli.common import fail, say
 from backforge.errors import UsageError
 from backforge.resources.project import project_answers, resource_answers
 from backforge.resources.spec import summarize
@@ -30,16 +28,13 @@ def resources(
     if not found:
         say(f"{dest} has no resources yet: backforge add resource NAME --field SPEC ...")
         return
-    table = Table("resource", "url", "scope", "fields", "template", title=f"Resources of {dest}")
     for answers_file, answers in found.items():
         source = answers.get("_src_path")
-        origin = "backforge" if is_resource_cache(source) else str(source)
+        origin = "backforge's resource template" if is_resource_cache(source) else str(source)
         fields = answers.get("fields")
-        table.add_row(
-            escape(str(answers.get("resource", answers_file))),
-            escape(f"/api/v1/{answers.get('url', '?')}"),
-            escape(str(answers.get("scope", "?"))),
-            escape(", ".join(summarize(f) for f in fields) if isinstance(fields, list) else "?"),
-            escape(f"{answers.get('_commit', '?')} ({origin})"),
+        listed = ", ".join(summarize(f) for f in fields) if isinstance(fields, list) else "?"
+        say(
+            f"{answers.get('resource', answers_file)}: /api/v1/{answers.get('url', '?')}, scope "
+            f"{answers.get('scope', '?')}, template {answers.get('_commit', '?')} ({origin}, "
+            f"{answers_file})\n  fields: {listed}"
         )
-    console.print(table)
