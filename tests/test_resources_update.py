@@ -21,13 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from backforge.cli import app
-from backforge.resources import template as resource_source
-from backforge.resources.project import alembic_heads
-from backforge.update import update_project
-from tests.test_update import (
+from test_update import (
     NEW,
     OLD,
     TemplateRepo,
@@ -37,6 +31,12 @@ from tests.test_update import (
     render_at,
     snapshot,
 )
+from typer.testing import CliRunner
+
+from backforge.cli import app
+from backforge.resources import template as resource_source
+from backforge.resources.project import alembic_heads
+from backforge.update import update_project
 
 runner = CliRunner()
 
