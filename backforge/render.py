@@ -26,6 +26,7 @@ __all__ = [
     "captured_output",
     "commit_lockfile",
     "effective_ref",
+    "git_commit",
     "install",
     "parse_data",
     "render",
@@ -150,15 +151,21 @@ def commit_lockfile(project: Path) -> bool:
     )
     if status.returncode != 0 or not status.stdout.strip():
         return False
+    git_commit(project, "Lock dependencies", ["uv.lock"])
+    return True
+
+
+def git_commit(project: Path, message: str, paths: Iterable[str] = (".",)) -> None:
+    """`git add` `paths` and commit them (hooks skipped), as the user when git knows who that
+    is, else as backforge."""
     identity: list[str] = []
     email = subprocess.run(
         ["git", "config", "user.email"], cwd=project, capture_output=True, check=False
     )
     if email.returncode != 0:
         identity = ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
-    run(["git", "add", "uv.lock"], project)
-    run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", "Lock dependencies"], project)
-    return True
+    run(["git", "add", "--all", "--", *paths], project)
+    run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", message], project)
 
 
 @contextlib.contextmanager

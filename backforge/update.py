@@ -35,9 +35,9 @@ from tempfile import TemporaryDirectory
 from typing import Any, Final, Literal
 
 import copier
-import yaml
 
-from backforge.render import CommandError, UsageError, run, uv_binary
+from backforge.render import CommandError, UsageError, git_commit, run, uv_binary
+from backforge.resources.project import read_yaml
 
 __all__ = [
     "ANSWERS_FILE",
@@ -294,12 +294,7 @@ def _read_answers(dest: Path, answers_file: str = ANSWERS_FILE) -> dict[str, Any
             f"{dest} has no {answers_file}: it was not rendered from a Copier template "
             "(or the answers file was moved), so there is nothing to update from"
         )
-    try:
-        answers = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path} cannot be read: {exc}") from exc
-    if not isinstance(answers, dict):
-        raise UsageError(f"{path} is not a mapping of answers")
+    answers = read_yaml(path)
     missing = [key for key in ("_src_path", "_commit") if not answers.get(key)]
     if missing:
         raise UsageError(
@@ -646,11 +641,8 @@ def _head(dest: Path) -> str:
 def _step_commit(dest: Path, template: str) -> None:
     """Commit what the last template's update did, so that Copier (which refuses a dirty tree)
     can update the next one; `_uncommit` takes every such commit back."""
-    if not _status(dest):
-        return
-    identity = ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
-    _git_out(dest, "add", "--all", "--", ".")
-    _git_out(dest, *identity, "commit", "--quiet", "--no-verify", "-m", f"{template} (update)")
+    if _status(dest):
+        git_commit(dest, f"backforge update: {template} (taken back when the update ends)")
 
 
 def _uncommit(dest: Path, start: str) -> None:

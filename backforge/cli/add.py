@@ -7,12 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.panel import Panel
 
-from backforge.cli.common import EXIT_FAILED, NoInstallOption, console, fail, say
+from backforge.cli.common import (
+    EXIT_FAILED,
+    NoInstallOption,
+    console,
+    fail,
+    install_and_show_steps,
+    say,
+)
 from backforge.errors import CommandError, UsageError
-from backforge.render import install
 from backforge.resources.add import SCOPES, Names, plan_resource, render_resource
 
 app = typer.Typer(
@@ -93,20 +97,13 @@ def resource(
     except CommandError as exc:
         raise fail(str(exc), EXIT_FAILED) from exc
     say(f"Added resource {name} to {plan.project} (committed): {', '.join(plan.files)}")
-    if not no_install:
-        with console.status("Locking and installing dependencies (uv lock, uv sync)…"):
-            try:
-                install(plan.project)
-            except CommandError as exc:
-                raise fail(
-                    f"the resource was added but installing failed: {exc}", EXIT_FAILED
-                ) from exc
-    steps = [f"cd {plan.project}"]
-    if no_install:
-        steps.append("uv lock && uv sync")
-    steps += [
-        "uv run alembic upgrade heads",
-        f"uv run fastapi dev app/main.py   # http://127.0.0.1:8000/api/v1/{plan.answers['url']}",
-        f"uv run pytest tests/test_{plan.answers['plural']}.py",
-    ]
-    console.print(Panel(escape("\n".join(steps)), title="Next steps", expand=False))
+    install_and_show_steps(
+        plan.project,
+        no_install,
+        "the resource was added",
+        [
+            "uv run alembic upgrade heads",
+            f"uv run fastapi dev app/main.py   # /api/v1/{plan.answers['url']}",
+            f"uv run pytest tests/test_{plan.answers['plural']}.py",
+        ],
+    )

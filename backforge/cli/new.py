@@ -6,21 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.panel import Panel
 
 from backforge.cli.common import (
-    EXIT_FAILED,
     DataOption,
     NoInstallOption,
     TemplateOption,
     TrustOption,
     VcsRefOption,
-    console,
     fail,
+    install_and_show_steps,
 )
-from backforge.errors import CommandError, UsageError
-from backforge.render import install, parse_data, render
+from backforge.errors import UsageError
+from backforge.render import parse_data, render
 from backforge.source import default_template, require_trust
 
 
@@ -47,20 +44,13 @@ def new(
         render(source, dest, answers, vcs_ref=ref, defaults=defaults, quiet=True)
     except UsageError as exc:
         raise fail(str(exc)) from exc
-    if not no_install:
-        with console.status("Locking and installing dependencies (uv lock, uv sync)…"):
-            try:
-                install(dest)
-            except CommandError as exc:
-                raise fail(
-                    f"the project was rendered but installing it failed: {exc}", EXIT_FAILED
-                ) from exc
-    steps = [f"cd {dest}"]
-    if no_install:
-        steps.append("uv lock && uv sync")
-    steps += [
-        "uv run alembic upgrade heads",
-        "uv run fastapi dev app/main.py   # http://127.0.0.1:8000/docs",
-        "uv run pytest",
-    ]
-    console.print(Panel(escape("\n".join(steps)), title="Next steps", expand=False))
+    install_and_show_steps(
+        dest,
+        no_install,
+        "the project was rendered",
+        [
+            "uv run alembic upgrade heads",
+            "uv run fastapi dev app/main.py   # http://127.0.0.1:8000/docs",
+            "uv run pytest",
+        ],
+    )

@@ -10,7 +10,6 @@ committed ("Add resource NAME") so that the next resource can be added to a clea
 
 from __future__ import annotations
 
-import subprocess
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any, Final
 import copier
 
 from backforge.errors import UsageError
-from backforge.render import run
+from backforge.render import git_commit
 from backforge.resources.naming import (
     IDENTIFIER_LIMIT,
     check_class_name,
@@ -310,17 +309,4 @@ def render_resource(
     except BaseException:
         restore(project)
         raise
-    _commit(project, f"Add resource {plan.name} (backforge add resource)")
-
-
-def _commit(project: Path, message: str) -> None:
-    email = subprocess.run(
-        ["git", "config", "user.email"], cwd=project, capture_output=True, check=False
-    )
-    identity = (
-        []
-        if email.returncode == 0
-        else ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
-    )
-    run(["git", "add", "--all", "--", "."], project)
-    run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", message], project)
+    git_commit(project, f"Add resource {plan.name} (backforge add resource)")
