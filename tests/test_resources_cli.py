@@ -14,12 +14,14 @@ from typer.testing import CliRunner
 
 from backforge.cli import app
 from backforge.errors import UsageError
+from backforge.render import render
 from backforge.resources.add import Names, default_scope, plan_resource
 from backforge.resources.naming import class_name_of, plural_of, url_of
-from backforge.resources.project import alembic_heads, resource_answers, taken_names
+from backforge.resources.project import BASE_NAMES, alembic_heads, resource_answers, taken_names
 from backforge.resources.spec import parse_field, summarize
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------------------------------------
 # Field specs
@@ -535,3 +537,30 @@ def test_resources_lists_nothing_or_refuses(tmp_path: Path) -> None:
     result = runner.invoke(app, ["resources", str(tmp_path)])
     assert result.exit_code == 2
     assert "is not a backforge project" in result.output
+
+
+def test_the_base_templates_names_are_reserved_in_every_variant(tmp_path: Path) -> None:
+    """Names of the fullest variant are taken even in a project without those capabilities."""
+    full = tmp_path / "full"
+    render(
+        str(REPO),
+        full,
+        {
+            "project_name": "Full",
+            "auth": "jwt",
+            "multi_tenant": True,
+            "features": ["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"],
+        },
+        quiet=True,
+        skip_tasks=True,
+    )
+    rendered = taken_names(full, {})
+    for kind, names in BASE_NAMES.items():
+        assert set(getattr(rendered, kind)) <= names, kind
+    project = make_project(tmp_path / "shop", auth="none")
+    with pytest.raises(UsageError) as raised:
+        plan_resource(project, "organization", ["title:str"], scope="global")
+    assert "NAME 'organization' collides with a resource or model the project already has " in str(
+        raised.value
+    )
+    assert "an update may add it later" in str(raised.value)

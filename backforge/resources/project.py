@@ -146,6 +146,59 @@ def alembic_heads(project: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+BASE_TEMPLATE: Final = "the base template (in some variant: an update may add it later)"
+BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
+    "resources": frozenset(["account_token", "item", "organization", "user"]),
+    "classes": frozenset(
+        [
+            "AccountToken",
+            "ApiKey",
+            "Invitation",
+            "Item",
+            "ItemBase",
+            "Membership",
+            "OrgRole",
+            "Organization",
+            "Principal",
+            "RefreshToken",
+            "Role",
+            "TokenPurpose",
+            "User",
+        ]
+    ),
+    "tables": frozenset(
+        [
+            "account_tokens",
+            "api_keys",
+            "invitations",
+            "items",
+            "memberships",
+            "organizations",
+            "refresh_tokens",
+            "users",
+        ]
+    ),
+    "routes": frozenset(
+        [
+            "account",
+            "auth",
+            "health",
+            "invitations",
+            "item-exports",
+            "items",
+            "metrics",
+            "organizations",
+            "ready",
+            "users",
+            "ws",
+        ]
+    ),
+}
+"""What the base template names in its fullest variant (jwt, multi_tenant, every feature): a
+project that lacks a capability today may switch it on in an update, so a resource never takes
+these (tests/test_resources_cli.py checks the list against a render)."""
+
+
 @dataclass
 class TakenNames:
     """Names in the project that a new resource must not reuse, each with where it is used."""
@@ -178,6 +231,8 @@ def _string(node: ast.expr) -> str | None:
 def taken_names(project: Path, resources: Mapping[str, Mapping[str, Any]]) -> TakenNames:
     """Resources, model classes, tables, routes and revisions the project has."""
     taken = TakenNames()
+    for kind, names in BASE_NAMES.items():
+        getattr(taken, kind).update(dict.fromkeys(names, BASE_TEMPLATE))
     for file_name, answers in resources.items():
         for key in ("resource", "plural"):
             if isinstance(answers.get(key), str):
