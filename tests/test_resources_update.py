@@ -34,6 +34,7 @@ from test_update import (
 from typer.testing import CliRunner
 
 from backforge.cli import app
+from backforge.errors import UsageError
 from backforge.resources import template as resource_source
 from backforge.resources.project import alembic_heads
 from backforge.update import update_project
@@ -330,3 +331,37 @@ def test_the_cache_tags_each_content_once(tmp_path: Path, resource_folder: Path)
     assert resource_source.resource_template() == first  # back to version 1: its tag again
     tags = git(Path(first[0]), "tag", "--list").split()
     assert sorted(tags) == sorted({first[1], second[1]})
+
+
+def test_a_base_conflict_leaves_every_resource_pending(
+    project: Path, resource_folder: Path
+) -> None:
+    add_two(project)
+    health = project / "app/routers/health.py"
+    lines = health.read_text().splitlines(keepends=True)
+    health.write_text('"""Our own health endpoints."""\n' + "".join(lines[1:]))
+    commit_all(project, "Our docstring")
+    head = git(project, "rev-parse", "HEAD")
+    write_resource_template(resource_folder, 2)
+
+    code, output = cli("update", str(project), "--vcs-ref", NEW, "--no-install", "--trust")
+
+    assert code == 1, output
+    assert "conflict (base) app/routers/health.py" in output
+    for name in ("customer", "invoice"):
+        assert f"not updated: .copier-answers.resource-{name}.yml" in output
+        assert not (project / f"migrations/versions/{name}_0002_{name}s.py").exists()
+    assert "run `backforge update` again" in output
+    assert git(project, "rev-parse", "HEAD") == head
+
+
+def test_a_foreign_resource_source_needs_trust(project: Path, resource_folder: Path) -> None:
+    add_two(project)
+    customer = answers(project, "customer")
+    assert resource_source.update_ref(customer, trust=False) == customer["_commit"]
+    foreign = dict(customer, _src_path=str(project.parent / "foreign-resource"))
+    with pytest.raises(UsageError) as raised:
+        resource_source.update_ref(foreign, trust=False)
+    assert f"the resource 'customer' comes from {foreign['_src_path']}" in str(raised.value)
+    assert "--trust" in str(raised.value)
+    assert resource_source.update_ref(foreign, trust=True) is None  # its latest tag
