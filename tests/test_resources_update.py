@@ -365,3 +365,17 @@ def test_a_foreign_resource_source_needs_trust(project: Path, resource_folder: P
     assert f"the resource 'customer' comes from {foreign['_src_path']}" in str(raised.value)
     assert "--trust" in str(raised.value)
     assert resource_source.update_ref(foreign, trust=True) is None  # its latest tag
+
+
+def test_a_render_never_replaces_a_file(project: Path, resource_folder: Path) -> None:
+    (resource_folder / "template/docs").mkdir()
+    (resource_folder / "template/docs/{{ resource }}.md.jinja").write_text("# {{ class_name }}\n")
+    (project / "docs").mkdir()
+    (project / "docs/customer.md").write_text("# Our customer notes\n")
+    commit_all(project, "Our notes")
+    before = snapshot(project)
+    code, output = cli("add", "resource", "customer", "-f", "name:str", "-C", str(project))
+    assert code == 2, output
+    assert "NAME 'customer': the resource would replace files the project already has" in output
+    assert "docs/customer.md" in output
+    assert snapshot(project) == before

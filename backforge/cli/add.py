@@ -91,12 +91,12 @@ def resource(
             names=Names(plural=plural, class_name=class_name, table=table, url=url, tag=tag),
         )
         with console.status(f"Rendering resource {name}…"):
-            render_resource(plan)
+            added = render_resource(plan)
     except UsageError as exc:
         raise fail(str(exc)) from exc
     except CommandError as exc:
         raise fail(str(exc), EXIT_FAILED) from exc
-    say(f"Added resource {name} to {plan.project} (committed): {', '.join(plan.files)}")
+    say(f"Added resource {name} to {plan.project} (committed): {', '.join(added)}")
     install_and_show_steps(
         plan.project,
         no_install,

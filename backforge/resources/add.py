@@ -4,16 +4,19 @@ Every rule is checked before anything is written (UsageError, exit 2): the proje
 project, a clean git tree), the names (snake_case, no Python keyword, no SQL reserved word, no
 collision with a resource, model, table, route, revision or file the project has), the fields
 (see `spec.parse_field`), `--search`/`--sort`, refs, and the scope. The resource's first Alembic
-revision revises the project's heads, read statically from `migrations/versions`. The render is
-committed ("Add resource NAME") so that the next resource can be added to a clean tree.
+revision revises the project's heads, read statically from `migrations/versions`. The template
+renders into a staging folder first and its files are copied in only when none exists; the result
+is committed ("Add resource NAME") so that the next resource can be added to a clean tree.
 """
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any, Final
 
 import copier
@@ -31,6 +34,7 @@ from backforge.resources.naming import (
     url_of,
 )
 from backforge.resources.project import (
+    PROJECT_ANSWERS,
     TakenNames,
     alembic_heads,
     project_answers,
@@ -279,34 +283,56 @@ def plan_resource(
 
 def render_resource(
     plan: ResourcePlan, template: str | None = None, vcs_ref: str | None = None
-) -> None:
+) -> list[str]:
     """Render the resource into its project (a clean git tree) from `template` at `vcs_ref`
-    (default: the resource template that ships with backforge) and commit it; on any failure put
-    the project back as it was and raise UsageError."""
+    (default: the resource template that ships with backforge) and commit it; return the files
+    it added.
+
+    The template renders into a staging folder holding only the project's answers (which it
+    reads through `_external_data`); its files are copied in only when none of them exists in
+    the project, so a render never replaces a file. Any failure raises UsageError with the
+    project as it was."""
     project = plan.project
     check_repository(project)
     check_clean(project)
     if template is None:
         template, vcs_ref = resource_template()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            copier.run_copy(
-                template,
-                str(project),
-                data=plan.answers,
-                answers_file=plan.answers_file,
-                vcs_ref=vcs_ref,
-                defaults=True,
-                overwrite=False,
-                unsafe=True,
-                quiet=True,
+    with TemporaryDirectory(prefix="backforge-resource-") as tmp:
+        staging = Path(tmp) / "project"
+        staging.mkdir()
+        shutil.copy2(project / PROJECT_ANSWERS, staging / PROJECT_ANSWERS)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                copier.run_copy(
+                    template,
+                    str(staging),
+                    data=plan.answers,
+                    answers_file=plan.answers_file,
+                    vcs_ref=vcs_ref,
+                    defaults=True,
+                    unsafe=True,
+                    quiet=True,
+                )
+        except (ValueError, copier.errors.CopierError) as exc:
+            raise UsageError(f"the resource template refused the answers: {exc}") from exc
+        rendered = sorted(
+            path.relative_to(staging).as_posix()
+            for path in staging.rglob("*")
+            if path.is_file() and path.relative_to(staging).as_posix() != PROJECT_ANSWERS
+        )
+        clashes = [relative for relative in rendered if (project / relative).exists()]
+        if clashes:
+            raise UsageError(
+                f"NAME {plan.name!r}: the resource would replace files the project already has "
+                f"({', '.join(clashes)}); choose another name"
             )
-    except (ValueError, copier.errors.CopierError) as exc:
-        left = restore(project)
-        kept = f"; these files were left: {', '.join(left)}" if left else ""
-        raise UsageError(f"the resource template refused the answers: {exc}{kept}") from exc
-    except BaseException:
-        restore(project)
-        raise
-    git_commit(project, f"Add resource {plan.name} (backforge add resource)")
+        try:
+            for relative in rendered:
+                (project / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(staging / relative, project / relative)
+            git_commit(project, f"Add resource {plan.name} (backforge add resource)")
+        except BaseException:
+            restore(project)
+            raise
+    return rendered
