@@ -24,7 +24,7 @@ import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -97,7 +97,7 @@ def cache_bundled_template(
     bundled: Path = BUNDLED,
     version: str = __version__,
     cache: Path | None = None,
-    parts: Iterable[str] = TEMPLATE_PARTS,
+    parts: Sequence[str] = TEMPLATE_PARTS,
 ) -> tuple[Path, str]:
     """The template cache with `parts` of `bundled` committed under tag `version` (added once):
     the repository and the tag to render or update from."""
