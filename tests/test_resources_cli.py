@@ -82,7 +82,7 @@ REPO = Path(__file__).resolve().parent.parent
             "customer:ref(customer)",
             {"name": "customer", "type": "ref", "optional": False, "target": "customer"},
         ),
-        ("owner:ref(user)?", {"name": "owner", "type": "ref", "optional": True, "target": "user"}),
+        ("buyer:ref(user)?", {"name": "buyer", "type": "ref", "optional": True, "target": "user"}),
         (
             "label:str(10)=a=b",
             {"name": "label", "type": "str", "optional": False, "length": 10, "default": "a=b"},
@@ -140,6 +140,8 @@ def test_field_specs_map_to_the_contract(spec: str, mapping: dict[str, Any]) -> 
         ("owner_id:uuid", "the name is reserved"),
         ("organization_id:uuid", "the name is reserved"),
         ("metadata:text", "the name is reserved"),
+        ("owner:ref(user)", "field 'owner': its column 'owner_id' is reserved"),
+        ("organization:ref(org)", "its column 'organization_id' is reserved"),
         ("model_name:str", "reserved by pydantic"),
         ("class:str", "field name 'class' is a Python keyword"),
         ("order:int", "field name 'order' is an SQL reserved word"),
@@ -320,7 +322,7 @@ def test_a_plan_holds_the_contract_answers(tmp_path: Path) -> None:
     plan = plan_resource(
         project,
         "line_item",
-        ["title:str(120)", "notes:text?", "customer:ref(customer)", "owner:ref(user)?"],
+        ["title:str(120)", "notes:text?", "customer:ref(customer)", "buyer:ref(user)?"],
         search=["title", "notes"],
         sort=["title", "created_at"],
     )
@@ -335,7 +337,7 @@ def test_a_plan_holds_the_contract_answers(tmp_path: Path) -> None:
             {"name": "title", "type": "str", "optional": False, "length": 120},
             {"name": "notes", "type": "text", "optional": True},
             {"name": "customer", "type": "ref", "optional": False, "target": "customer"},
-            {"name": "owner", "type": "ref", "optional": True, "target": "user"},
+            {"name": "buyer", "type": "ref", "optional": True, "target": "user"},
         ],
         "search": ["title", "notes"],
         "sort": ["title"],

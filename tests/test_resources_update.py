@@ -184,7 +184,7 @@ def test_add_takes_under_five_seconds_with_ten_fields(project: Path, resource_fo
     fields = [
         "title:str(120)", "notes:text?", "count:int=0", "amount:decimal(12,2)", "paid:bool=false",
         "due:date?", "at:datetime", "ext:uuid", "status:enum(draft|sent|paid)=draft",
-        "owner:ref(user)?",
+        "buyer:ref(user)?",
     ]  # fmt: skip
     started = time.perf_counter()
     code, output = cli(

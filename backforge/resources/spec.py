@@ -136,9 +136,11 @@ def parse_field(spec: str) -> Field:
     if not name:
         raise UsageError(f"--field {spec!r}: the field has no name (name:type)")
     check_snake("field name", name)
-    if name in RESERVED_FIELDS:
+    column = f"{name}_id" if kind == "ref" else name
+    if column in RESERVED_FIELDS:
+        what = "the name is" if column == name else f"its column {column!r} is"
         raise UsageError(
-            f"field {name!r}: the name is reserved (every resource has id, created_at and "
+            f"field {name!r}: {what} reserved (every resource has id, created_at and "
             "updated_at, owner_id or organization_id by its scope; SQLModel uses metadata and "
             "registry); choose another"
         )
