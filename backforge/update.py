@@ -44,7 +44,7 @@ from typing import Any, Final, Literal
 import copier
 
 from backforge.render import CommandError, UsageError, git_commit, run, uv_binary
-from backforge.resources.project import read_yaml
+from backforge.resources.project import project_context, read_yaml
 
 __all__ = [
     "ANSWERS_FILE",
@@ -741,7 +741,7 @@ def update_project(
                 resource_before,
                 template=f"resource {resource_before.get('resource', answers_file)}",
                 vcs_ref=(resources or {})[answers_file],
-                data={},
+                data=project_context(_read_answers(dest)),
                 conflict=conflict,
                 known_rejects=known_rejects,
             )

@@ -48,6 +48,7 @@ _answers_file: .copier-answers.resource.yml
 _external_data:
   project: .copier-answers.yml
 _envops:
+  undefined: jinja2.StrictUndefined
   trim_blocks: true
   lstrip_blocks: true
   keep_trailing_newline: true
@@ -63,10 +64,16 @@ search: {type: yaml, default: []}
 sort: {type: yaml, default: []}
 scope: {type: str, default: global}
 down_revisions: {type: yaml, default: []}
+# The project's answers, recorded: Copier replays the old version in an empty folder, where
+# _external_data is empty.
+database: {type: str, default: "{{ _external_data.project.database | default('') }}"}
+auth: {type: str, default: "{{ _external_data.project.auth | default('none') }}"}
+multi_tenant: {type: bool, default: "{{ _external_data.project.multi_tenant | default(false) }}"}
+features: {type: yaml, default: "{{ _external_data.project.features | default([]) | tojson }}"}
 """
 ANSWERS = "# Changes here will be overwritten by Copier\n{{ _copier_answers|to_nice_yaml -}}\n"
 MODEL = '''\
-"""{{ class_name }}: table {{ table }} on {{ _external_data.project.database }}."""
+"""{{ class_name }}: table {{ table }} on {{ database }}."""
 
 FIELDS = [
 {% for field in fields %}
@@ -74,6 +81,9 @@ FIELDS = [
 {% endfor %}
 ]
 SCOPE = "{{ scope }}"
+{% if multi_tenant %}
+TENANT = True
+{% endif %}
 VERSION = 1
 '''
 FIRST_REVISION = """\
@@ -211,14 +221,18 @@ def test_update_brings_the_base_and_a_new_resource_template_version(
     write_resource_template(resource_folder, 2)
     _, new_tag = resource_source.resource_template()
 
-    code, output = cli("update", str(project), "--vcs-ref", NEW, "--no-install", "--trust")
+    code, output = cli(
+        "update", str(project), "--vcs-ref", NEW, "--no-install", "--trust",
+        "-d", "multi_tenant=true",
+    )  # fmt: skip
 
     assert code == 0, output
     assert f"template {OLD} → {NEW}" in output
     assert "resource customer 0.1.0+" in output and "resource invoice" in output
     assert (project / "docs/UPDATING.md").is_file()  # the base template's 0.2.0
     text = model.read_text()
-    assert text.startswith(USER_LINE) and text.endswith("VERSION = 2\n")
+    assert text.startswith(USER_LINE) and text.endswith("TENANT = True\nVERSION = 2\n")
+    assert answers(project, "customer")["multi_tenant"] is True  # the project's, passed on
     for name, content in first.items():
         assert (project / f"migrations/versions/{name}_0001_{name}s.py").read_bytes() == content
         assert (project / f"migrations/versions/{name}_0002_{name}s.py").is_file()
@@ -228,7 +242,7 @@ def test_update_brings_the_base_and_a_new_resource_template_version(
     status = git(project, "status", "--porcelain")
     assert " M app/models/customer.py" in status
     assert "?? migrations/versions/invoice_0002_invoices.py" in status
-    assert sorted(alembic_heads(project)) == ["customer_0002", "invoice_0002"]
+    assert alembic_heads(project) == ["customer_0002", "invoice_0002", "tenancy_0001"]
 
 
 def test_a_resource_conflict_names_its_template_and_stops_there(

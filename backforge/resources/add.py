@@ -38,6 +38,7 @@ from backforge.resources.project import (
     TakenNames,
     alembic_heads,
     project_answers,
+    project_context,
     resource_answers,
     resource_answers_file,
     taken_names,
@@ -307,7 +308,7 @@ def render_resource(
                 copier.run_copy(
                     template,
                     str(staging),
-                    data=plan.answers,
+                    data={**project_context(project_answers(project)), **plan.answers},
                     answers_file=plan.answers_file,
                     vcs_ref=vcs_ref,
                     defaults=True,

@@ -41,6 +41,21 @@ def resource_answers_file(name: str) -> str:
     return f".copier-answers.resource-{name}.yml"
 
 
+PROJECT_KEYS: Final = ("database", "auth", "multi_tenant", "features")
+"""The project's answers a resource depends on. The resource template records them (Copier
+replays a resource's old version in an empty folder, where `_external_data` is empty), so the CLI
+passes their current values on every render and update."""
+
+
+def project_context(answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The project's current `PROJECT_KEYS` answers (`multi_tenant` false and `features` empty
+    when absent), as data for the resource template."""
+    context = {key: answers[key] for key in ("database", "auth") if key in answers}
+    context["multi_tenant"] = answers.get("multi_tenant") is True
+    context["features"] = list(answers.get("features") or [])
+    return context
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """An answers file as a mapping; UsageError naming the file when it cannot be read."""
     try:
