@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.url import to_async_url
-from tests.database import alembic_config, create_database, drop_database, migrate
+from tests.support.database import alembic_config, create_database, drop_database, migrate
 
 
 def _current_heads(connection: Connection) -> set[str]:

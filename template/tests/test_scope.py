@@ -1,0 +1,43 @@
+"""The scope a service works in (app/core/scope.py): what a new row gets, who may write, and the
+string form an export job carries."""
+
+import uuid
+
+import pytest
+
+from app.core.errors import PermissionDeniedError
+from app.core.scope import Scope
+
+
+def test_an_owner_scope_stamps_new_rows_with_the_owner() -> None:
+    owner = uuid.uuid4()
+    scope = Scope.owner(owner)
+    assert (scope.kind, scope.id, scope.key) == ("owner", owner, str(owner))
+    assert scope.stamp == {"owner_id": owner}
+    scope.require_write()
+
+
+def test_an_organization_scope_stamps_the_organization_and_who_made_the_row() -> None:
+    organization, user = uuid.uuid4(), uuid.uuid4()
+    scope = Scope.organization(organization, user_id=user)
+    assert scope.stamp == {"organization_id": organization, "owner_id": user}
+    assert Scope.organization(organization, user_id=None).stamp["owner_id"] is None
+
+
+def test_everyone_reads_and_only_a_writable_scope_writes() -> None:
+    assert Scope.everyone().key == "all"
+    Scope.everyone().require_write()
+    with pytest.raises(PermissionDeniedError, match="administrator"):
+        Scope.everyone(writable=False).require_write()
+
+
+def test_a_token_reads_back_as_a_scope_that_reads_only() -> None:
+    for scope in (Scope.owner(uuid.uuid4()), Scope.everyone()):
+        again = Scope.from_token(scope.token)
+        assert (again.kind, again.id, again.writable) == (scope.kind, scope.id, False)
+
+
+@pytest.mark.parametrize("token", ["", "all", "tenant:all", "owner:not-a-uuid"])
+def test_a_token_that_names_no_scope_is_refused(token: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011  (ValueError is what uuid.UUID raises too)
+        Scope.from_token(token)
