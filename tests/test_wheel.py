@@ -21,7 +21,15 @@ from backforge import __version__
 REPO = Path(__file__).resolve().parent.parent
 LATER = "99.0.0"
 LATER_LINE = "A line that only the later template renders."
-SOURCES = ("pyproject.toml", "README.md", "backforge", "copier.yml", "template", "hooks")
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "backforge",
+    "copier.yml",
+    "template",
+    "hooks",
+    "resource",
+)
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
 
 
@@ -112,7 +120,14 @@ def _git(project: Path, *args: str) -> str:
 def test_the_wheel_ships_the_template_and_the_floor_app(installed: Installed) -> None:
     site = next((installed.venv / "lib").glob("python3.*/site-packages"))
     bundled = site / "backforge" / "_bundled"
-    for name in ("copier.yml", "template", "hooks/post_copy.py", "benchmarks/floor.py"):
+    for name in (
+        "copier.yml",
+        "template",
+        "hooks/post_copy.py",
+        "benchmarks/floor.py",
+        "resource/copier.yml",
+        "resource/template",
+    ):
         assert (bundled / name).exists(), name
     tracked = subprocess.run(
         ["git", "ls-files", "-z", "template"], cwd=REPO, capture_output=True, text=True, check=True
@@ -144,6 +159,14 @@ def test_an_installed_wheel_renders_and_updates_a_project(
     main = project / "app" / "main.py"
     main.write_text(main.read_text() + "\n# my own line\n")
     _git(project, "commit", "--quiet", "-am", "My edit")
+    # A resource from the wheel's resource template (committed by `add resource`).
+    added = installed.backforge(
+        "add", "resource", "customer", "-f", "name:str(80)", "--no-install", "-C", str(project)
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    resource = yaml.safe_load((project / ".copier-answers.resource-customer.yml").read_text())
+    assert resource["_src_path"] == str(installed.home / "resource")
+    assert str(resource["_commit"]).startswith(f"{__version__}+")
 
     installed.install(_build(_later_source(tmp_path / "later"), tmp_path / "dist-later"))
     assert installed.backforge("--version").stdout == f"backforge {LATER}\n"
@@ -153,6 +176,8 @@ def test_an_installed_wheel_renders_and_updates_a_project(
     assert _answers(project)["_commit"] == LATER
     assert LATER_LINE in (project / "README.md").read_text()
     assert main.read_text().endswith("\n# my own line\n")
+    resource = yaml.safe_load((project / ".copier-answers.resource-customer.yml").read_text())
+    assert str(resource["_commit"]).startswith(f"{LATER}+"), "the resource was not updated"
     tags = _git(cache, "tag", "--list").split()
     assert sorted(tags) == sorted([__version__, LATER])
 
