@@ -73,6 +73,13 @@ def test_unsupported_database_url_is_refused() -> None:
         to_async_url("oracle://u:p@db/app")
 
 
+def test_exports_must_leave_sessions_for_other_requests() -> None:
+    message = r"EXPORT_CONCURRENCY \(5\) must be less than DB_POOL_SIZE \+ DB_MAX_OVERFLOW \(5\)"
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None, db_pool_size=3, db_max_overflow=2, export_concurrency=5)
+    assert Settings(_env_file=None, db_pool_size=3, db_max_overflow=2).export_concurrency == 4
+
+
 def test_json_logs_carry_the_request_id_and_extras() -> None:
     record = logging.makeLogRecord(
         {"name": "app", "levelname": "INFO", "msg": "hello %s", "args": ("world",)}
@@ -110,6 +117,14 @@ def test_the_suite_reads_database_url_from_dotenv_like_the_app(
     assert configured_database_url() == "postgresql://u:p@db.example:5432/app"
     monkeypatch.setenv("DATABASE_URL", "mysql://u:p@db.example:3306/app")
     assert configured_database_url() == "mysql://u:p@db.example:3306/app"
+
+
+def test_every_test_reads_database_url_through_that_reader() -> None:
+    """A test that read DATABASE_URL from the environment alone (with a SQLite default) failed
+    in a project whose URL is only in `.env`."""
+    reads_the_environment = re.compile(r"(environ\.get|environ\[|getenv)\(?\s*[\"']DATABASE_URL")
+    tests = sorted(Path(__file__).parent.glob("*.py"))
+    assert [test.name for test in tests if reads_the_environment.search(test.read_text())] == []
 
 
 def test_library_chatter_stays_out_of_the_logs(

@@ -36,6 +36,19 @@ async def test_wrong_method_is_405_with_allow(client: AsyncClient) -> None:
     assert "GET" in response.headers["Allow"]
 
 
+async def test_a_path_that_is_no_id_is_not_taken_for_one(client: AsyncClient) -> None:
+    """Ids are UUIDs in the route (`{item_id:uuid}`): `export.csv` is not an item id, so a
+    method the export does not serve is a 405 naming the export's methods (not a 422 on the id),
+    and a path with no UUID where an id goes is no route (404)."""
+    response = await client.patch("/api/v1/items/export.csv", json={"name": "x"})
+    assert response.status_code == 405, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["Allow"] == "GET, HEAD"
+    for method in ("GET", "PATCH", "DELETE"):
+        missing = await client.request(method, "/api/v1/items/not-a-uuid")
+        assert missing.status_code == 404, (method, missing.text)
+
+
 async def test_malformed_json_is_422_not_500(client: AsyncClient) -> None:
     response = await client.post(
         "/api/v1/items", content=b"{not json", headers={"Content-Type": "application/json"}

@@ -83,10 +83,10 @@ async def test_patch_rejects_null_name_and_unknown_fields(client: AsyncClient) -
     assert (await client.get(f"{ITEMS}/{item['id']}")).json()["name"] == "Keep"
 
 
-async def test_invalid_id_is_422(client: AsyncClient) -> None:
+async def test_an_id_that_is_no_uuid_is_404(client: AsyncClient) -> None:
     response = await client.get(f"{ITEMS}/not-a-uuid")
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "path.item_id"
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_list_paginates_with_total(client: AsyncClient) -> None:

@@ -6,7 +6,6 @@ upgrades to `heads`.
 """
 
 import asyncio
-import os
 from pathlib import Path
 
 from alembic import command
@@ -16,7 +15,13 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.url import to_async_url
-from tests.support.database import alembic_config, create_database, drop_database, migrate
+from tests.support.database import (
+    alembic_config,
+    configured_database_url,
+    create_database,
+    drop_database,
+    migrate,
+)
 
 
 def _current_heads(connection: Connection) -> set[str]:
@@ -43,7 +48,7 @@ def test_every_revision_descends_from_the_core_revision() -> None:
 
 
 def test_round_trip_to_every_head_without_drift(tmp_path: Path) -> None:
-    server_url = os.environ.get("DATABASE_URL", "sqlite:///./test.db")
+    server_url = configured_database_url()
     url = create_database(server_url, tmp_path)
     try:
         config = alembic_config(url)

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.convertors import CONVERTOR_TYPES
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +20,7 @@ from app.db.availability import is_unavailable
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+UUID_SEGMENT = CONVERTOR_TYPES["uuid"].regex
 
 
 class DomainError(Exception):
@@ -60,6 +62,15 @@ class ServiceUnavailableError(DomainError):
 class DatabaseUnavailableError(ServiceUnavailableError):
     def __init__(self) -> None:
         super().__init__("the database is unavailable; retry shortly")
+
+
+class TooManyExportsError(ServiceUnavailableError):
+    """Every export slot of this process is streaming (`EXPORT_CONCURRENCY`)."""
+
+    retry_after_seconds = 5
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} exports are streaming, as many as this server runs; retry later")
 
 
 class InvalidInputError(DomainError):
@@ -113,11 +124,27 @@ def _allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
     path = request.url.path
     for template, operations in request.app.openapi().get("paths", {}).items():
-        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+        if re.fullmatch(_path_pattern(template, operations), path):
             methods |= {method.upper() for method in operations}
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)
+
+
+def _path_pattern(template: str, operations: dict[str, Any]) -> str:
+    """A regular expression of the paths `template` serves: a `format: uuid` parameter matches
+    a UUID only, as the route's `uuid` convertor does (`/items/export.csv` is no item's path)."""
+    uuids = {
+        parameter["name"]
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path" and parameter["schema"].get("format") == "uuid"
+    }
+
+    def segment(match: re.Match[str]) -> str:
+        return UUID_SEGMENT if match[1] in uuids else "[^/]+"
+
+    return re.sub(r"\\{([^/]+?)\\}", segment, re.escape(template))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,7 @@
 Plain reads (GET and HEAD) get a session of the autocommit engine: no BEGIN/ROLLBACK around
 their statements. Every other method gets a transaction, and so does a read route that declares
 `dependencies=[InTransaction]` (one that streams through a server-side cursor, for example).
+A streaming export also declares `ExportSlot`: at most `EXPORT_CONCURRENCY` stream at once.
 """
 
 import logging
@@ -13,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.errors import DatabaseUnavailableError
+from app.core.errors import DatabaseUnavailableError, TooManyExportsError
 from app.db.availability import is_unavailable
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,21 @@ async def in_transaction(request: Request) -> None:
 
 
 InTransaction = Depends(in_transaction)
+
+
+async def export_slot(request: Request) -> AsyncIterator[None]:
+    """Hold one of the process's export slots until the response has streamed; with none free,
+    a 503 at once (before the export asks for a session)."""
+    slots = request.app.state.export_slots
+    if not slots.try_acquire():
+        raise TooManyExportsError(slots.size)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+ExportSlot = Depends(export_slot)
 
 
 @asynccontextmanager

@@ -3,12 +3,17 @@
 Pure ASGI, in front of routing and parsing:
 - A body over `max_body_bytes` is refused before it is parsed: at once when `Content-Length`
   says so, else as soon as the streamed (chunked) body passes the limit, so memory never grows
-  with the size of a refused body.
+  with the size of a refused body. The 413 is sent at once; then the rest of the body is read
+  and dropped (at most `DRAIN_BYTES`, for at most `DRAIN_SECONDS`) before the connection
+  closes: closed while the body still arrives, the socket answers the client's data with a
+  reset, which throws away the 413 the client had not read yet (a client that writes the whole
+  body before reading, as httpx, requests and curl do, saw only "connection reset").
 - A NUL character (`%00`) in the path, in the query string or in a header is a 422 naming where
   it was: no database column can store it (PostgreSQL refuses it outright). Body fields are
   checked by the request schemas (`app.schemas.common.InputModel`).
 """
 
+import asyncio
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
@@ -19,6 +24,8 @@ from app.core.errors import problem
 
 NUL = "\x00"
 NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+DRAIN_BYTES = 32 * 1024 * 1024
+DRAIN_SECONDS = 3.0
 
 
 class RequestBodyTooLargeError(HTTPException):
@@ -130,4 +137,28 @@ class InputGuardMiddleware:
             instance=scope["path"],
             headers={"Connection": "close"},
         )
-        await response(scope, receive, send)
+        # The whole answer goes out now; it ends (and the server closes) after the drain.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": exc.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        await _drain(receive)
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of the request body: up to `DRAIN_BYTES`, for `DRAIN_SECONDS`."""
+    dropped = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while dropped <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                dropped += len(message.get("body", b""))
+    except TimeoutError:
+        return

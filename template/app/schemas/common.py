@@ -63,8 +63,9 @@ class DecimalText:
 
     @property
     def pattern(self) -> str:
-        whole = rf"^-?\d{{1,{self.precision - self.scale}}}"
-        return whole + (rf"(\.\d{{1,{self.scale}}})?$" if self.scale else "$")
+        whole = r"^-?\d{1," + str(self.precision - self.scale) + "}"
+        fraction = r"(\.\d{1," + str(self.scale) + "})?" if self.scale else ""
+        return whole + fraction + "$"
 
     def _text(self, value: object) -> object:
         if isinstance(value, Decimal):  # from Python (a default), not from JSON
