@@ -159,14 +159,6 @@ def test_an_installed_wheel_renders_and_updates_a_project(
     main = project / "app" / "main.py"
     main.write_text(main.read_text() + "\n# my own line\n")
     _git(project, "commit", "--quiet", "-am", "My edit")
-    # A resource from the wheel's resource template (committed by `add resource`).
-    added = installed.backforge(
-        "add", "resource", "customer", "-f", "name:str(80)", "--no-install", "-C", str(project)
-    )
-    assert added.returncode == 0, added.stdout + added.stderr
-    resource = yaml.safe_load((project / ".copier-answers.resource-customer.yml").read_text())
-    assert resource["_src_path"] == str(installed.home / "resource")
-    assert str(resource["_commit"]).startswith(f"{__version__}+")
 
     installed.install(_build(_later_source(tmp_path / "later"), tmp_path / "dist-later"))
     assert installed.backforge("--version").stdout == f"backforge {LATER}\n"
@@ -176,8 +168,17 @@ def test_an_installed_wheel_renders_and_updates_a_project(
     assert _answers(project)["_commit"] == LATER
     assert LATER_LINE in (project / "README.md").read_text()
     assert main.read_text().endswith("\n# my own line\n")
+
+    # A resource from the wheel's resource template (committed by `add resource`).
+    _git(project, "add", "-A")
+    _git(project, "commit", "--quiet", "-m", "Update")
+    added = installed.backforge(
+        "add", "resource", "customer", "-f", "name:str(80)", "--no-install", "-C", str(project)
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
     resource = yaml.safe_load((project / ".copier-answers.resource-customer.yml").read_text())
-    assert str(resource["_commit"]).startswith(f"{LATER}+"), "the resource was not updated"
+    assert resource["_src_path"] == str(installed.home / "resource")
+    assert str(resource["_commit"]).startswith(f"{LATER}+")
     tags = _git(cache, "tag", "--list").split()
     assert sorted(tags) == sorted([__version__, LATER])
 
