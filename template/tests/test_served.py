@@ -51,7 +51,7 @@ def _connect(server: Uvicorn) -> socket.socket:
 def _post_head(length: int) -> bytes:
     return (
         f"POST {ITEMS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {length}\r\n\r\n"
+        f"Accept-Encoding: gzip\r\nContent-Length: {length}\r\n\r\n"
     ).encode()
 
 

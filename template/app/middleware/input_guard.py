@@ -6,8 +6,8 @@ Pure ASGI, in front of routing and parsing:
   with the size of a refused body. The 413 is sent at once; then the rest of the body is read
   and dropped (at most `DRAIN_BYTES`, for at most `DRAIN_SECONDS`) before the connection
   closes: closed while the body still arrives, the socket answers the client's data with a
-  reset, which throws away the 413 the client had not read yet (a client that writes the whole
-  body before reading, as httpx, requests and curl do, saw only "connection reset").
+  reset, which can throw away the 413 the client had not read yet (a client that writes the
+  whole body before it reads saw "connection reset").
 - A NUL character (`%00`) in the path, in the query string or in a header is a 422 naming where
   it was: no database column can store it (PostgreSQL refuses it outright). Body fields are
   checked by the request schemas (`app.schemas.common.InputModel`).
