@@ -4,12 +4,12 @@ Alembic heads and names, and the CLI's refusals (exit 2, nothing written)."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from test_update import git
 from typer.testing import CliRunner
 
 from backforge.cli import app
@@ -462,16 +462,6 @@ def test_not_a_backforge_project(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # The CLI refuses with exit 2 and writes nothing
 # ---------------------------------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def committed_project(root: Path) -> Path:
