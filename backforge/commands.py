@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from backforge.errors import CommandError
 
-__all__ = ["commit_lockfile", "install", "run", "uv_binary"]
+__all__ = ["commit_lockfile", "git_commit", "install", "run", "uv_binary"]
 
 
 def uv_binary() -> str:
@@ -41,6 +41,7 @@ def install(project: Path) -> None:
 
 
 def commit_lockfile(project: Path) -> bool:
+    """Commit `uv.lock` when it changed; False when there was nothing to commit (or no git)."""
     status = subprocess.run(
         ["git", "status", "--porcelain", "--", "uv.lock"],
         cwd=project,
@@ -50,12 +51,18 @@ def commit_lockfile(project: Path) -> bool:
     )
     if status.returncode != 0 or not status.stdout.strip():
         return False
+    git_commit(project, "Lock dependencies", ["uv.lock"])
+    return True
+
+
+def git_commit(project: Path, message: str, paths: Iterable[str] = (".",)) -> None:
+    """`git add` `paths` and commit them (hooks skipped), as the user when git knows who that
+    is, else as backforge."""
     identity: list[str] = []
     email = subprocess.run(
         ["git", "config", "user.email"], cwd=project, capture_output=True, check=False
     )
     if email.returncode != 0:
         identity = ["-c", "user.name=backforge", "-c", "user.email=backforge@localhost"]
-    run(["git", "add", "uv.lock"], project)
-    run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", "Lock dependencies"], project)
-    return True
+    run(["git", "add", "--all", "--", *paths], project)
+    run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", message], project)

@@ -19,12 +19,20 @@ The flow:
    new template (or a changed answer, such as `docker=false`) no longer renders, even when the
    user had edited them: those are reported too (`removed`), found by rendering the old
    template revision again. Each conflict comes with what to do next.
-4. Unless `install` is False or conflicts remain, `uv lock` and `uv sync`. Nothing is committed:
+4. Then, unless the base left conflicts, each resource (`resources`: its answers file
+   `.copier-answers.resource-NAME.yml` and the revision to update it to) the same way, with
+   `answers_file`. Copier refuses a dirty tree, so the work of each template is committed before
+   the next one runs, and those commits are taken back at the end (the branch returns to where
+   it was; the changes stay in the work tree, unstaged). Every conflict names its template
+   (`base`, `resource NAME`); a template that leaves conflicts stops the update there and the
+   resources after it are `pending`. A Copier failure in a resource puts the whole project back.
+5. Unless `install` is False or conflicts remain, `uv lock` and `uv sync`. Nothing is committed:
    the user reviews `git diff` and commits.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import warnings
 from collections.abc import Iterable, Mapping
@@ -34,11 +42,11 @@ from tempfile import TemporaryDirectory
 from typing import Any, Final, Literal
 
 import copier
-import yaml
 
 from backforge.answers import check_data, parse_yes_no
-from backforge.commands import run, uv_binary
+from backforge.commands import git_commit, run, uv_binary
 from backforge.errors import CommandError, UsageError
+from backforge.resources.project import project_context, read_yaml
 from backforge.template import template_checkout
 
 __all__ = [
@@ -46,11 +54,15 @@ __all__ = [
     "Conflict",
     "ConflictKind",
     "ConflictMode",
+    "TemplateUpdate",
     "UpdateResult",
+    "check_clean",
+    "check_repository",
     "dirty_files",
     "edited_removals",
     "find_conflicts",
     "refused_answer_changes",
+    "restore",
     "update_project",
 ]
 
@@ -93,6 +105,8 @@ class Conflict:
     """Every kind found for this file, most telling first (inline, rej, unmerged, removed)."""
     line: int | None = None
     """The first conflict marker's line number (1-based), for `inline`."""
+    template: str = "base"
+    """The template whose update left it: `base`, or `resource NAME`."""
 
     @property
     def kind(self) -> ConflictKind:
@@ -139,6 +153,18 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class TemplateUpdate:
+    """One template's part of an update: the base template or one resource."""
+
+    template: str
+    """`base`, or `resource NAME`."""
+    answers_file: str
+    from_version: str
+    to_version: str
+    conflicts: tuple[Conflict, ...]
+
+
+@dataclass(frozen=True)
 class UpdateResult:
     """What `update_project` did; `exit_code` is the CLI's (1: conflicts or install failed)."""
 
@@ -156,6 +182,10 @@ class UpdateResult:
     """Why `uv lock` / `uv sync` failed (the update itself is kept)."""
     warnings: tuple[str, ...] = field(default=())
     """Warnings Copier raised during the update."""
+    templates: tuple[TemplateUpdate, ...] = field(default=())
+    """Each template updated, in order: the base, then each resource."""
+    pending: tuple[str, ...] = field(default=())
+    """Resources' answers files not updated because an earlier template left conflicts."""
 
     @property
     def ok(self) -> bool:
@@ -179,6 +209,11 @@ class UpdateResult:
         steps.append("git diff                 # review what the update changed")
         if not self.installed:
             steps.append("uv lock && uv sync       # re-lock and install")
+        if self.pending:
+            steps.append(
+                "then commit, and run `backforge update` again to update the resources not "
+                f"updated yet ({', '.join(self.pending)})"
+            )
         if any(path.startswith(f"{MIGRATIONS}/") for path in self.changed):
             steps.append("uv run alembic upgrade heads   # apply the template's new revisions")
         steps.append("uv run pytest")
@@ -260,7 +295,7 @@ def dirty_files(dest: Path) -> list[str]:
     return [f"{entry.code} {entry.path}" for entry in _status(dest)]
 
 
-def _restore(dest: Path) -> list[str]:
+def restore(dest: Path) -> list[str]:
     """Put a project whose tree was clean back to HEAD; return whatever is still dirty."""
     _git(dest, "reset", "--quiet", "--", ".")
     _git(dest, "checkout", "--quiet", "--", ".")
@@ -273,20 +308,18 @@ def _restore(dest: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_answers(dest: Path) -> dict[str, Any]:
-    path = dest / ANSWERS_FILE
+def _read_answers(dest: Path, answers_file: str = ANSWERS_FILE) -> dict[str, Any]:
+    path = dest / answers_file
     if not path.is_file():
         raise UsageError(
             f"{dest} is not a backforge project: it has no {ANSWERS_FILE} (the file a project "
             "rendered by `backforge new` or Copier records its template and answers in), so "
             "there is nothing to update from; run `backforge update` in a project's folder"
+            if answers_file == ANSWERS_FILE
+            else f"{dest} has no {answers_file}: the resource's answers file was moved or "
+            "removed, so there is nothing to update it from"
         )
-    try:
-        answers = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path} cannot be read: {exc}") from exc
-    if not isinstance(answers, dict):
-        raise UsageError(f"{path} is not a mapping of answers")
+    answers = read_yaml(path)
     missing = [key for key in ("_src_path", "_commit") if not answers.get(key)]
     if missing:
         raise UsageError(
@@ -318,7 +351,9 @@ def _check_folder(dest: Path) -> None:
         raise UsageError(f"{dest} does not exist or is not a folder")
 
 
-def _check_repository(dest: Path) -> None:
+def check_repository(dest: Path) -> None:
+    """`dest` is a folder and a git repository with a commit (UsageError otherwise)."""
+    _check_folder(dest)
     inside = _git(dest, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         raise UsageError(
@@ -329,7 +364,7 @@ def _check_repository(dest: Path) -> None:
         raise UsageError(f"{dest} has no commit yet; commit the project first")
 
 
-def _check_clean(dest: Path) -> None:
+def check_clean(dest: Path) -> None:
     dirty = dirty_files(dest)
     if dirty:
         shown = "\n  ".join(dirty[:50])
@@ -462,14 +497,23 @@ def find_conflicts(
     ]
 
 
-def _render_old(answers: Mapping[str, Any], into: Path) -> None:
-    """Render the template revision and answers of an answers file (no tasks) into `into`."""
+def _render_old(
+    answers: Mapping[str, Any], into: Path, dest: Path, answers_file: str = ANSWERS_FILE
+) -> None:
+    """Render the template revision and answers of an answers file (no tasks) into `into`.
+
+    A resource's template reads the project's answers (`_external_data`): they are copied in
+    first."""
+    if answers_file != ANSWERS_FILE:
+        into.mkdir(parents=True)
+        shutil.copy2(dest / ANSWERS_FILE, into / ANSWERS_FILE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         copier.run_copy(
             str(answers["_src_path"]),
             str(into),
             data={k: v for k, v in answers.items() if not str(k).startswith("_")},
+            answers_file=answers_file,
             vcs_ref=str(answers["_commit"]),
             defaults=True,
             unsafe=True,
@@ -479,7 +523,10 @@ def _render_old(answers: Mapping[str, Any], into: Path) -> None:
 
 
 def edited_removals(
-    dest: Path, old_answers: Mapping[str, Any], deleted: Iterable[str]
+    dest: Path,
+    old_answers: Mapping[str, Any],
+    deleted: Iterable[str],
+    answers_file: str = ANSWERS_FILE,
 ) -> list[str]:
     """The `deleted` files (relative to `dest`) whose committed version the user had changed.
 
@@ -493,7 +540,7 @@ def edited_removals(
     with TemporaryDirectory(prefix="backforge-old-") as tmp:
         old = Path(tmp) / "old"
         try:
-            _render_old(old_answers, old)
+            _render_old(old_answers, old, dest, answers_file)
         except Exception:  # any failure: report every deletion rather than guess
             return deleted
         edited = []
@@ -549,7 +596,7 @@ def _asked(details: Any) -> bool:
 
 def _failed(dest: Path, message: str) -> UsageError:
     """Restore the project (its tree was clean) and say whether that worked."""
-    left = _restore(dest)
+    left = restore(dest)
     if left:
         return UsageError(
             f"{message}\nthe project could not be fully restored; these files differ from "
@@ -559,41 +606,27 @@ def _failed(dest: Path, message: str) -> UsageError:
     return UsageError(f"{message}\n(the project was left unchanged)")
 
 
-def update_project(
+def _update_one(
     dest: Path,
+    answers_file: str,
+    before: Mapping[str, Any],
     *,
-    vcs_ref: str | None = None,
-    data: Mapping[str, Any] | None = None,
-    conflict: ConflictMode = "inline",
-    install: bool = True,
-) -> UpdateResult:
-    """Update the project in `dest` to template revision `vcs_ref` (default: the latest tag).
-
-    `data` changes or adds answers (values as Copier takes them, e.g. from `parse_data`).
-    Raises UsageError, with the project unchanged, when `dest` is not a clean git repository
-    rendered by Copier, when `data` changes `database` or switches a capability off (see
-    `refused_answer_changes`), when an answer is invalid or unknown, or when Copier fails.
-    Returns an `UpdateResult` listing every conflict; nothing is committed.
-    """
-    dest = Path(dest).resolve()
-    _check_folder(dest)
-    before = _read_answers(dest)
-    _check_repository(dest)
-    source = _check_source(dest, before)
-    answers = dict(data or {})
-    if answers:
-        with template_checkout(source, vcs_ref, at_ref=True) as template:
-            answers = check_data(template, answers)
-    _check_answer_changes(before, answers)
-    _check_clean(dest)
-    known_rejects = _ignored_rejects(dest)
+    template: str,
+    vcs_ref: str | None,
+    data: Mapping[str, Any],
+    conflict: ConflictMode,
+    known_rejects: Iterable[str],
+) -> tuple[TemplateUpdate, Any, list[str]]:
+    """`copier update` of one answers file (a clean tree): what it did, Copier's Worker, and the
+    warnings Copier raised. Raises UsageError, with the project back at HEAD, when Copier fails."""
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             worker = copier.run_update(
                 str(dest),
-                data=answers,
+                data=dict(data),
+                answers_file=answers_file,
                 defaults=True,
                 overwrite=True,
                 unsafe=True,
@@ -602,10 +635,115 @@ def update_project(
                 quiet=True,
             )
     except (ValueError, copier.errors.CopierError) as exc:
-        raise _failed(dest, str(exc)) from exc
+        prefix = "" if template == "base" else f"{template}: "
+        raise _failed(dest, f"{prefix}{exc}") from exc
     except BaseException:
-        _restore(dest)
+        restore(dest)
         raise
+    after = _read_answers(dest, answers_file)
+    deleted = [entry.path for entry in _status(dest) if entry.code in (" D", "D ")]
+    found = find_conflicts(
+        dest,
+        known_rejects=known_rejects,
+        removed=edited_removals(dest, before, deleted, answers_file),
+    )
+    conflicts = tuple(
+        Conflict(path=c.path, kinds=c.kinds, line=c.line, template=template) for c in found
+    )
+    done = TemplateUpdate(
+        template=template,
+        answers_file=answers_file,
+        from_version=str(before["_commit"]),
+        to_version=str(after["_commit"]),
+        conflicts=conflicts,
+    )
+    messages = [
+        str(w.message) for w in caught if issubclass(w.category, copier.errors.CopierWarning)
+    ]
+    return done, worker, messages
+
+
+def _head(dest: Path) -> str:
+    return _git_out(dest, "rev-parse", "HEAD").strip()
+
+
+def _step_commit(dest: Path, template: str) -> None:
+    """Commit what the last template's update did, so that Copier (which refuses a dirty tree)
+    can update the next one; `_uncommit` takes every such commit back."""
+    if _status(dest):
+        git_commit(dest, f"backforge update: {template} (taken back when the update ends)")
+
+
+def _uncommit(dest: Path, start: str) -> None:
+    """Move the branch back to `start`, keeping the work tree and leaving every change unstaged
+    (as one `copier update` does), except unmerged entries, which say where conflicts are."""
+    if _head(dest) == start:
+        return
+    _git_out(dest, "update-ref", "HEAD", start)
+    unmerged = _unmerged(dest)
+    staged = [
+        path
+        for path in _split_z(_git_out(dest, "diff", "--cached", "--name-only", "-z", start))
+        if path not in unmerged
+    ]
+    if staged:
+        subprocess.run(
+            ["git", "reset", "--quiet", "--pathspec-from-file=-", "--pathspec-file-nul", start],
+            cwd=dest,
+            input="\0".join(staged),
+            text=True,
+            capture_output=True,
+            check=True,
+        )
+
+
+def update_project(
+    dest: Path,
+    *,
+    vcs_ref: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    conflict: ConflictMode = "inline",
+    install: bool = True,
+    resources: Mapping[str, str | None] | None = None,
+) -> UpdateResult:
+    """Update the project in `dest` to template revision `vcs_ref` (default: the latest tag),
+    then each resource in `resources` (answers file → revision to update it to; None: its
+    source's latest tag), in order.
+
+    `data` changes or adds answers of the base template (values as Copier takes them, e.g. from
+    `parse_data`). Raises UsageError, with the project unchanged, when `dest` is not a clean git
+    repository rendered by Copier, when `data` changes `database` or switches a capability off
+    (see `refused_answer_changes`), when an answer is invalid or unknown, or when Copier fails.
+    Returns an `UpdateResult` listing every conflict and the template it came from; a template
+    that leaves conflicts stops the update there (later resources are `pending`). Nothing is
+    committed: between templates the update commits its work for Copier and takes the commits
+    back at the end.
+    """
+    dest = Path(dest).resolve()
+    _check_folder(dest)
+    before = _read_answers(dest)
+    check_repository(dest)
+    source = _check_source(dest, before)
+    answers = dict(data or {})
+    if answers:
+        with template_checkout(source, vcs_ref, at_ref=True) as template:
+            answers = check_data(template, answers)
+    _check_answer_changes(before, answers)
+    resource_befores = {name: _read_answers(dest, name) for name in resources or {}}
+    for resource_before in resource_befores.values():
+        _check_source(dest, resource_before)
+    check_clean(dest)
+    known_rejects = _ignored_rejects(dest)
+    base, worker, caught = _update_one(
+        dest,
+        ANSWERS_FILE,
+        before,
+        template="base",
+        vcs_ref=vcs_ref,
+        data=answers,
+        conflict=conflict,
+        known_rejects=known_rejects,
+    )
     questions = _questions(worker)
     unknown = sorted(key for key in answers if questions is not None and key not in questions)
     if unknown and questions is not None:
@@ -615,13 +753,33 @@ def update_project(
             f"unknown question(s) given with -d: {', '.join(unknown)}; the template asks "
             f"{', '.join(asked)}",
         )
-    after = _read_answers(dest)
-    deleted = [entry.path for entry in _status(dest) if entry.code in (" D", "D ")]
-    conflicts = find_conflicts(
-        dest,
-        known_rejects=known_rejects,
-        removed=edited_removals(dest, before, deleted),
-    )
+    done = [base]
+    pending = list(resources or {})
+    start = _head(dest)
+    try:
+        while pending and not done[-1].conflicts:
+            answers_file = pending.pop(0)
+            resource_before = resource_befores[answers_file]
+            _step_commit(dest, done[-1].template)
+            update, _, messages = _update_one(
+                dest,
+                answers_file,
+                resource_before,
+                template=f"resource {resource_before.get('resource', answers_file)}",
+                vcs_ref=(resources or {})[answers_file],
+                data=project_context(_read_answers(dest)),
+                conflict=conflict,
+                known_rejects=known_rejects,
+            )
+            done.append(update)
+            caught += messages
+    except BaseException:
+        _git_out(dest, "update-ref", "HEAD", start)
+        restore(dest)
+        raise
+    finally:
+        _uncommit(dest, start)
+    conflicts = tuple(c for update in done for c in update.conflicts)
     installed = False
     install_error: str | None = None
     if install and not conflicts:
@@ -630,17 +788,13 @@ def update_project(
     entries = _status(dest)
     return UpdateResult(
         dest=dest,
-        from_version=str(before["_commit"]),
-        to_version=str(after["_commit"]),
+        from_version=base.from_version,
+        to_version=base.to_version,
         changed=tuple(sorted({entry.path for entry in entries})),
-        conflicts=tuple(conflicts),
+        conflicts=conflicts,
         installed=installed,
         install_error=install_error,
-        warnings=tuple(
-            dict.fromkeys(
-                str(w.message)
-                for w in caught
-                if issubclass(w.category, copier.errors.CopierWarning)
-            )
-        ),
+        warnings=tuple(dict.fromkeys(caught)),
+        templates=tuple(done),
+        pending=tuple(pending),
     )

@@ -136,7 +136,14 @@ def _answers(project: Path) -> dict[str, object]:
 def test_the_wheel_ships_the_template_and_the_floor_app(installed: Installed) -> None:
     site = next((installed.venv / "lib").glob("python3.*/site-packages"))
     bundled = site / "backforge" / "_bundled"
-    for name in ("copier.yml", "template", "hooks/post_copy.py", "benchmarks/floor.py"):
+    for name in (
+        "copier.yml",
+        "template",
+        "hooks/post_copy.py",
+        "benchmarks/floor.py",
+        "resource/copier.yml",
+        "resource/template",
+    ):
         assert (bundled / name).exists(), name
     tracked = subprocess.run(
         ["git", "ls-files", "-z", "template"], cwd=REPO, capture_output=True, text=True, check=True
@@ -216,6 +223,17 @@ def test_an_installed_wheel_renders_and_updates_a_project(
     assert RELEASE_LINE in (project / "README.md").read_text()
     assert NEW_LINE not in (project / "README.md").read_text()  # the release never had it
     assert main.read_text().endswith("\n# my own line\n")
+
+    # A resource from the wheel's resource template (committed by `add resource`).
+    _git(project, "add", "-A")
+    _git(project, "commit", "--quiet", "-m", "Update")
+    added = installed.backforge(
+        "add", "resource", "customer", "-f", "name:str(80)", "--no-install", "-C", str(project)
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    resource = yaml.safe_load((project / ".copier-answers.resource-customer.yml").read_text())
+    assert resource["_src_path"] == str(installed.home / "resource")
+    assert str(resource["_commit"]).startswith(f"{RELEASE}+t")
     tags = _git(cache, "tag", "--list").split()
     assert sorted(tags) == sorted([first_tag, second_tag, release_tag])
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from backforge import __version__
-from backforge.cli import bench, check, new, questions, update, variants
+from backforge.cli import add, bench, check, new, questions, resources, update, variants
 from backforge.cli.common import console
 from backforge.source import describe_template
 
@@ -48,6 +48,8 @@ def main_callback(
 
 
 app.command("new")(new.new)
+app.add_typer(add.app, name="add")
+app.command("resources")(resources.resources)
 app.command("update")(update.update)
 app.command("questions")(questions.questions)
 app.command("variants")(variants.variants)

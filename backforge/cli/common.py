@@ -6,11 +6,16 @@ or `rich.markup.escape`, so that `[...]` in it prints as typed and never breaks 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Final
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.panel import Panel
+
+from backforge.commands import install
+from backforge.errors import CommandError
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -50,6 +55,18 @@ SetOption = Annotated[
         "'database=mysql,auth=jwt'",
     ),
 ]
+
+
+def install_and_show_steps(project: Path, no_install: bool, what: str, steps: list[str]) -> None:
+    """Unless `no_install`, `uv lock` and `uv sync` the project (exit 1 saying that `what` was
+    done but installing failed); then print `steps`, the next steps."""
+    if not no_install:
+        with console.status("Locking and installing dependencies (uv lock, uv sync)…"):
+            try:
+                install(project)
+            except CommandError as exc:
+                raise fail(f"{what} but installing failed: {exc}", EXIT_FAILED) from exc
+    console.print(Panel(escape("\n".join(steps)), title="Next steps", expand=False))
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

@@ -6,22 +6,18 @@ from pathlib import Path
 from typing import Annotated, Final
 
 import typer
-from rich.markup import escape
-from rich.panel import Panel
 
 from backforge.answers import check_data, parse_data
 from backforge.cli.common import (
-    EXIT_FAILED,
     DataOption,
     NoInstallOption,
     TemplateOption,
     TrustOption,
     VcsRefOption,
-    console,
     fail,
+    install_and_show_steps,
 )
-from backforge.commands import install
-from backforge.errors import CommandError, UsageError
+from backforge.errors import UsageError
 from backforge.model import PRESETS, VariantError, preset_answers
 from backforge.render import render
 from backforge.source import require_trust
@@ -77,13 +73,6 @@ def new(
         render(source, dest, answers, vcs_ref=ref, defaults=defaults, quiet=True)
     except (UsageError, VariantError) as exc:
         raise fail(str(exc)) from exc
-    if not no_install:
-        with console.status("Locking and installing dependencies (uv lock, uv sync)…"):
-            try:
-                install(dest)
-            except CommandError as exc:
-                raise fail(
-                    f"the project was rendered but installing it failed: {exc}", EXIT_FAILED
-                ) from exc
-    steps = next_steps(dest, installed=not no_install)
-    console.print(Panel(escape("\n".join(steps)), title="Next steps", expand=False))
+    install_and_show_steps(
+        dest, no_install, "the project was rendered", next_steps(dest, installed=not no_install)
+    )

@@ -23,6 +23,8 @@ from backforge.cli.common import (
     warn,
 )
 from backforge.errors import CommandError, UsageError
+from backforge.resources.project import resource_answers
+from backforge.resources.template import update_ref
 from backforge.source import (
     cache_bundled_template,
     require_trust,
@@ -78,6 +80,10 @@ def update(
     try:
         answers = parse_data(data or [])
         ref = _source_ref(dest, vcs_ref, trust)
+        resources = {
+            answers_file: update_ref(resource, trust)
+            for answers_file, resource in resource_answers(dest).items()
+        }
         with console.status("Updating from the template…"):
             result = update_project(
                 dest,
@@ -85,6 +91,7 @@ def update(
                 data=answers,
                 conflict=conflict,
                 install=not no_install,
+                resources=resources,
             )
     except UsageError as exc:
         raise fail(str(exc)) from exc
@@ -93,9 +100,13 @@ def update(
     if result.up_to_date:
         say(f"{dest} is already at template {result.to_version}: nothing changed or to commit")
         return
-    say(f"Updated {dest}: template {result.from_version} → {result.to_version}")
+    for done in result.templates:
+        what = "template" if done.template == "base" else done.template
+        say(f"Updated {dest}: {what} {done.from_version} → {done.to_version}")
     for found in result.conflicts:
-        warn("conflict", f"{found.location}: {found.advice}")
+        warn(f"conflict ({found.template})", f"{found.location}: {found.advice}")
+    for pending in result.pending:
+        warn("not updated:", f"{pending} (an earlier template left conflicts)")
     if result.install_error:
         warn("install failed:", result.install_error)
     console.print(Panel(escape("\n".join(result.next_steps())), title="Next steps", expand=False))

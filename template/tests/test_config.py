@@ -10,7 +10,7 @@ from app.core.config import EXAMPLE_SECRET_KEY, Settings
 from app.core.logging import JSONFormatter
 from app.db.url import to_async_url
 from app.main import create_app
-from tests.database import configured_database_url
+from tests.support.database import configured_database_url
 
 STRONG_KEY = "k" * 48
 

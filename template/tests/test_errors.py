@@ -11,7 +11,7 @@ from app.db.availability import is_unavailable
 from app.db.session import SessionGate
 from app.dependencies.db import SessionDep
 from app.main import create_app
-from tests.database import driver_threads_end, unreachable_url
+from tests.support.database import driver_threads_end, unreachable_url
 
 pytestmark = pytest.mark.anyio
 

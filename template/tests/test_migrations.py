@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.url import to_async_url
-from tests.database import (
+from tests.support.database import (
     alembic_config,
     configured_database_url,
     create_database,

@@ -20,7 +20,7 @@ from app.core.config import Settings
 from app.middleware.input_guard import DRAIN_SECONDS
 from app.models import metadata
 from app.models.item import DESCRIPTION_MAX_LENGTH
-from tests.served import Uvicorn, uvicorn
+from tests.support.uvicorn import Uvicorn, uvicorn
 
 ITEMS = "/api/v1/items"
 BODY_BYTES = 20 * 1024 * 1024  # twenty times MAX_REQUEST_BODY_BYTES

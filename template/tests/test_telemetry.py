@@ -7,7 +7,7 @@ once per process, before the apps are created (as `opentelemetry-instrument` doe
 
 import pytest
 
-from tests.database import run_in_new_interpreter
+from tests.support.database import run_in_new_interpreter
 
 SCRIPT = """
 import asyncio, json, sys

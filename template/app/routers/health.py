@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from app.core.errors import problem
 from app.services.health import run_checks
 
+ROUTER_PREFIX = ""  # /ready is served at the root, next to /health, for probes
 router = APIRouter(tags=["health"])
 
 

@@ -1,7 +1,19 @@
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 T = TypeVar("T")
 
@@ -38,6 +50,44 @@ def document_storable_text(schema: dict[str, Any], model: type[BaseModel]) -> No
             if variant.get("type") == "string" and "format" not in variant:
                 needs_text = strips and variant.get("minLength", 0) > 0
                 variant.setdefault("pattern", NOT_BLANK_PATTERN if needs_text else NO_NUL_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class DecimalText:
+    """`Annotated[Decimal, DecimalText(12, 2)]`: a decimal of `precision` digits, `scale` of them
+    after the point, sent as a JSON string ("12.50": a JSON number is a binary float, which may
+    not hold the value meant), its rule stated in the schema as a pattern."""
+
+    precision: int
+    scale: int
+
+    @property
+    def pattern(self) -> str:
+        whole = r"^-?\d{1," + str(self.precision - self.scale) + "}"
+        fraction = r"(\.\d{1," + str(self.scale) + "})?" if self.scale else ""
+        return whole + fraction + "$"
+
+    def _text(self, value: object) -> object:
+        if isinstance(value, Decimal):  # from Python (a default), not from JSON
+            return value
+        if not isinstance(value, str) or not re.match(self.pattern, value):
+            whole, scale = self.precision - self.scale, self.scale
+            raise ValueError(
+                f'expected a decimal as a string such as "12.50": at most {whole} digits before '
+                f"the point and {scale} after"
+            )
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        exact = core_schema.decimal_schema(max_digits=self.precision, decimal_places=self.scale)
+        return core_schema.no_info_before_validator_function(self._text, exact)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "pattern": self.pattern}
 
 
 class InputModel(BaseModel):

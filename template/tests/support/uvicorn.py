@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,23 +11,18 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]  # the project
 START_SECONDS = 90  # a loaded CI machine imports slowly
 # Over `.env`: the server must not create the first superuser in the suite's database (the
 # suite's own admin has another password).
 QUIET = {"ENVIRONMENT": "test", "FIRST_SUPERUSER_PASSWORD": ""}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Uvicorn:
     def __init__(self, target: str, env: Mapping[str, str], log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1"]
