@@ -189,11 +189,13 @@ def describe_template() -> str:
     return f"template {tag} (commit {commit})"
 
 
-def default_template() -> tuple[str, str | None]:
+def default_template() -> tuple[str, str]:
     """The template that ships with this backforge and the revision to use by default: the
-    checkout it runs from (its current revision), else the template cache at this version."""
+    checkout it runs from at `HEAD` (its working tree: Copier renders a local `HEAD` with its
+    uncommitted changes; without a revision Copier would pick the latest release tag), else the
+    template cache at this version and content."""
     if running_from_checkout():
-        return str(CHECKOUT), None
+        return str(CHECKOUT), "HEAD"
     repo, tag = cache_bundled_template()
     return str(repo), tag
 
@@ -206,11 +208,14 @@ def _same_path(source: str, trusted: Path) -> bool:
         return False
 
 
+def is_checkout(source: str) -> bool:
+    """True when `source` is the checkout this backforge runs from."""
+    return running_from_checkout() and _same_path(source, CHECKOUT)
+
+
 def is_trusted(source: str) -> bool:
     """True for backforge's own template: the checkout it runs from or the template cache."""
-    if running_from_checkout() and _same_path(source, CHECKOUT):
-        return True
-    return _same_path(source, template_cache())
+    return is_checkout(source) or _same_path(source, template_cache())
 
 
 def require_trust(source: str, trust: bool) -> None:

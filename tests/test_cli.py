@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -534,3 +535,69 @@ def test_the_check_summary_keeps_long_variant_ids_whole() -> None:
     print_report([result], Console(file=out, width=80), seconds=1.0)
     assert vid in out.getvalue()
     assert to_record(result)["id"] == vid
+
+
+def _release_tagged_copy(into: Path) -> Path:
+    """This checkout's working tree (committed) with its history, the last recorded release
+    tagged: a user's clone of the repository once releases are tagged."""
+    from backforge.versioning import read_releases
+
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(into)], check=True)
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")  # fmt: skip
+    for relative in filter(None, files):
+        source, target = REPO / relative, into / relative
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+        elif target.is_file():
+            target.unlink()  # deleted in the working tree
+    identity = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "add", "--all"], cwd=into, check=True)
+    subprocess.run(
+        ["git", *identity, "commit", "--quiet", "--allow-empty", "-m", "working tree"],
+        cwd=into, check=True,
+    )  # fmt: skip
+    release = read_releases(REPO)[-1]
+    subprocess.run(["git", "tag", release.version, release.commit], cwd=into, check=True)
+    return into
+
+
+def test_a_checkout_with_release_tags_renders_and_updates_to_itself(tmp_path: Path) -> None:
+    """Run from a checkout, backforge renders that checkout (as `--version` says), not the
+    latest release tag Copier would pick; `update` then finds the project up to date instead of
+    refusing a downgrade from the checkout to the release."""
+    checkout = _release_tagged_copy(tmp_path / "checkout")
+    release = subprocess.run(
+        ["git", "describe", "--tags", "--abbrev=0"],
+        cwd=checkout, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+    def backforge(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from backforge.cli import main; main()", *args],
+            cwd=tmp_path, capture_output=True, text=True, check=False,
+            env={**os.environ, "PYTHONPATH": str(checkout), "COLUMNS": "200"},
+        )  # fmt: skip
+
+    version = backforge("--version")
+    assert f"(this checkout, commit {_head(checkout)}" in version.stdout, version
+    dest = tmp_path / "project"
+    made = backforge("new", str(dest), "--defaults", "-d", "project_name=X", "--no-install")
+    assert made.returncode == 0, made.stdout + made.stderr
+    recorded = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert recorded["_src_path"] == str(checkout)
+    assert recorded["_commit"] != release
+    assert recorded["_commit"].startswith(f"{release}-"), recorded  # HEAD, after the release
+    updated = backforge("update", str(dest), "--no-install")
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "already at template" in updated.stdout
+    assert _clean(dest)
+
+
+def _head(repo: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
