@@ -9,9 +9,11 @@ true), ignored (`-d colour=blue`) or turned into a traceback (`features=cache`):
 - a yes/no answer must be a YAML boolean (`parse_yes_no`, the parser the template's hooks use);
 - a multiple-choice answer may be a YAML list, one value, values separated by commas, or
   nothing (`-d features=`), and each value must be one of the question's choices;
-- a single-choice answer must be one of the question's choices.
+- a single-choice answer must be one of the question's choices;
+- a question must be asked with the answers it joins (`-d auth=none -d multi_tenant=true`
+  is refused: Copier would drop `multi_tenant` without a word).
 
-Everything else (validators, `when` rules) stays Copier's job.
+Everything else (validators) stays Copier's job.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from typing import Any
 import yaml
 
 from backforge.errors import UsageError
-from backforge.model.questions import Question, closest_hint, load_template, same_value
+from backforge.model.questions import (
+    Question,
+    closest_hint,
+    load_template,
+    not_asked,
+    same_value,
+)
 from backforge.source import hooks_dir
 
 __all__ = ["check_data", "parse_data", "parse_yes_no", "yes_no_module"]
@@ -106,10 +114,13 @@ def _checked(question: Question, value: Any) -> Any:
     return value
 
 
-def check_data(template: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+def check_data(
+    template: Path, data: Mapping[str, Any], context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """`data` (from `parse_data`) held to the questions of `template`'s copier.yml: yes/no answers
-    as booleans, multiple choices as lists. UsageError, one line per problem, naming each
-    question and what it accepts."""
+    as booleans, multiple choices as lists. `context` holds the answers `data` joins (a preset's,
+    or the project's in an update): with them, every answer in `data` must be to a question that
+    is asked. UsageError, one line per problem, naming each question and what it accepts."""
     questions = load_template(template)
     asked = [question.name for question in questions.questions if not question.computed]
     checked: dict[str, Any] = {}
@@ -126,6 +137,9 @@ def check_data(template: Path, data: Mapping[str, Any]) -> dict[str, Any]:
                 checked[name] = _checked(question, value)
             except UsageError as exc:
                 problems.append(str(exc))
+    if not problems:
+        walk = questions.walk({**(context or {}), **checked})
+        problems += [not_asked(questions, name) for name in walk.dead if name in checked]
     if problems:
         raise UsageError("\n".join(problems))
     return checked

@@ -583,7 +583,8 @@ def update_project(
     answers = dict(data or {})
     if answers:
         with template_checkout(source, vcs_ref, at_ref=True) as template:
-            answers = check_data(template, answers)
+            project = {key: value for key, value in before.items() if not key.startswith("_")}
+            answers = check_data(template, answers, context=project)
     _check_answer_changes(before, answers)
     _check_clean(dest)
     known_rejects = _ignored_rejects(dest)

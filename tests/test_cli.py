@@ -475,6 +475,26 @@ def test_an_unknown_key_exits_2_naming_the_closest_question(
     assert not dest.exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-d", "auth=none", "-d", "multi_tenant=true"],
+        ["--preset", "minimal", "-d", "multi_tenant=true"],  # the preset says auth=none
+    ],
+)
+def test_an_answer_to_a_question_not_asked_exits_2_naming_its_rule(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Copier drops an answer whose `when` is false without a word: `new` refuses it, as `check`
+    and `variants` do, instead of rendering a project without what was asked for."""
+    dest = tmp_path / "out"
+    code, output = new(str(dest), "--defaults", "-d", "project_name=X", *args)
+    assert code == 2, output
+    text = " ".join(output.split())
+    assert "multi_tenant: not asked with these answers (when: {{ auth == 'jwt' }})" in text
+    assert not dest.exists()
+
+
 def test_new_with_a_preset_renders_its_answers(tmp_path: Path) -> None:
     dest = tmp_path / "saas"
     code, output = new(

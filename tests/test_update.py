@@ -930,6 +930,20 @@ def test_an_invalid_value_is_named_before_any_refused_change(
     assert snapshot(project) == before
 
 
+def test_an_answer_the_project_would_not_be_asked_is_refused(
+    repo: TemplateRepo, tmp_path: Path
+) -> None:
+    """`-d multi_tenant=true` on an `auth=none` project: Copier would drop it without a word."""
+    project = render_at(repo, tmp_path / "shop", OLD, {"auth": "none"})
+    before = snapshot(project)
+    with pytest.raises(UsageError) as caught:
+        update(project, data={"multi_tenant": True})
+    assert "multi_tenant: not asked with these answers (when: {{ auth == 'jwt' }})" in str(
+        caught.value
+    )
+    assert snapshot(project) == before
+
+
 def test_cli_update_names_an_invalid_database_before_the_refusal(project: Path) -> None:
     args = ["update", str(project), "--vcs-ref", NEW, "--no-install", "--trust"]
     result = CliRunner().invoke(cli_app, [*args, "-d", "database=oracle"])
