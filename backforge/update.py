@@ -25,6 +25,7 @@ The flow:
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import warnings
 from collections.abc import Iterable, Mapping
@@ -361,6 +362,12 @@ CAPABILITIES: Final[Mapping[str, tuple[object, str]]] = {
 update may switch one on (its migration revisions come with it) but never off: its tables and
 columns are in the database, and the applied revisions that made them would be deleted."""
 
+REVISION_FEATURES: Final[Mapping[str, str]] = {
+    "email": "account tokens (revision email_0001)",
+}
+"""The features with migration revisions of their own (rendered with `auth=jwt`), and the schema
+each brings: like a capability, an update may add one to `features` but never remove it."""
+
 
 def _is_on(name: str, value: object, on: object) -> bool:
     """Whether `value` switches the capability `name` on; a yes/no answer must be a YAML
@@ -388,7 +395,26 @@ def refused_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -
                 f"the database holds its {brings}, made by migration revisions that the update "
                 "would delete; keep it on"
             )
+    if "features" in data and before.get("auth", "jwt") == "jwt":
+        had, keeps = _as_list(before.get("features")), _as_list(data["features"])
+        for feature, brings in REVISION_FEATURES.items():
+            if feature in had and feature not in keeps:
+                refused.append(
+                    f"features: cannot switch off {feature} ({had!r} to {keeps!r}) in an update: "
+                    f"the database holds its {brings}, made by a migration revision that the "
+                    f"update would delete; keep {feature} in features"
+                )
     return refused
+
+
+def _as_list(value: object) -> list[Any]:
+    """A multiselect answer: a list, or text as `-d` gives it (YAML, or a comma list)."""
+    if isinstance(value, str):
+        with contextlib.suppress(yaml.YAMLError):
+            value = yaml.safe_load(value)
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def _check_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -> None:

@@ -470,6 +470,7 @@ def test_invalid_answers_are_refused_and_the_project_is_unchanged(
         pytest.param({}, {"auth": "none"}, "auth", id="auth-off"),
         pytest.param({"multi_tenant": True}, {"multi_tenant": False}, "multi_tenant", id="mt-off"),
         pytest.param({"multi_tenant": True}, {"auth": "none"}, "auth", id="auth-off-with-mt"),
+        pytest.param({"features": ["email"]}, {"features": []}, "features", id="email-off"),
     ],
 )
 def test_answers_that_cannot_change_are_refused_before_anything_is_written(
@@ -511,6 +512,12 @@ def test_cli_refuses_a_database_change_with_exit_2(project: Path) -> None:
             {"database": "postgresql", "auth": "none", "multi_tenant": False},
             ["database", "auth", "multi_tenant"],
         ),
+        ({"auth": "jwt", "features": ["cache", "email"]}, {"features": ["cache"]}, ["features"]),
+        ({"auth": "jwt", "features": ["email"]}, {"features": "[jobs]"}, ["features"]),
+        ({"auth": "jwt", "features": ["email"]}, {"features": ["jobs", "email"]}, []),
+        ({"auth": "jwt", "features": ["email"]}, {"features": "[email, jobs]"}, []),
+        ({"auth": "jwt", "features": ["cache"]}, {"features": []}, []),
+        ({"auth": "none", "features": ["email"]}, {"features": []}, []),  # no revision to lose
     ],
 )
 def test_refused_answer_changes_names_each_refused_answer(
