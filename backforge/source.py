@@ -32,7 +32,7 @@ from typing import Final
 
 from backforge import __version__
 from backforge.errors import UsageError
-from backforge.versioning import package_commit
+from backforge.versioning import git_commit, package_commit
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 CHECKOUT: Final = PACKAGE_DIR.parent
@@ -178,7 +178,9 @@ def cache_bundled_template(
 def describe_template() -> str:
     """Which template this backforge renders: its version and commit (for `--version`)."""
     if running_from_checkout():
-        commit = _git(CHECKOUT, "rev-parse", "HEAD").strip()
+        commit = git_commit(CHECKOUT)
+        if commit is None:  # an archive of the repository, installed with `pip install -e`
+            return f"template {__version__} (this copy, not a git repository: commit unknown)"
         dirty = _git(CHECKOUT, "status", "--porcelain", "--", *TEMPLATE_PARTS).strip()
         changes = ", with uncommitted changes" if dirty else ""
         return f"template {__version__} (this checkout, commit {commit}{changes})"

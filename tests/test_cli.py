@@ -557,12 +557,8 @@ def test_the_check_summary_keeps_long_variant_ids_whole() -> None:
     assert to_record(result)["id"] == vid
 
 
-def _release_tagged_copy(into: Path) -> Path:
-    """This checkout's working tree (committed) with its history, the last recorded release
-    tagged: a user's clone of the repository once releases are tagged."""
-    from backforge.versioning import read_releases
-
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(into)], check=True)
+def _copy_working_tree(into: Path) -> None:
+    """This checkout's files as they are (tracked and new, not ignored) into `into`."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO, capture_output=True, text=True, check=True,
@@ -574,6 +570,24 @@ def _release_tagged_copy(into: Path) -> Path:
             target.write_bytes(source.read_bytes())
         elif target.is_file():
             target.unlink()  # deleted in the working tree
+
+
+def _backforge_from(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The backforge CLI as run from the checkout (or copy) `checkout`."""
+    return subprocess.run(
+        [sys.executable, "-c", "from backforge.cli import main; main()", *args],
+        cwd=checkout.parent, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(checkout), "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def _release_tagged_copy(into: Path) -> Path:
+    """This checkout's working tree (committed) with its history, the last recorded release
+    tagged: a user's clone of the repository once releases are tagged."""
+    from backforge.versioning import read_releases
+
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(into)], check=True)
+    _copy_working_tree(into)
     identity = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run(["git", "add", "--all"], cwd=into, check=True)
     subprocess.run(
@@ -596,11 +610,7 @@ def test_a_checkout_with_release_tags_renders_and_updates_to_itself(tmp_path: Pa
     ).stdout.strip()  # fmt: skip
 
     def backforge(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", "from backforge.cli import main; main()", *args],
-            cwd=tmp_path, capture_output=True, text=True, check=False,
-            env={**os.environ, "PYTHONPATH": str(checkout), "COLUMNS": "200"},
-        )  # fmt: skip
+        return _backforge_from(checkout, *args)
 
     version = backforge("--version")
     assert f"(this checkout, commit {_head(checkout)}" in version.stdout, version
@@ -621,3 +631,16 @@ def _head(repo: Path) -> str:
     return subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def test_version_in_a_copy_without_git(tmp_path: Path) -> None:
+    """An archive of the repository (no .git) installed with `pip install -e`: `--version` says
+    the commit is unknown instead of a traceback blaming the template cache."""
+    copy = tmp_path / "backforge-archive"
+    _copy_working_tree(copy)
+    shown = _backforge_from(copy, "--version")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    package, template = shown.stdout.splitlines()
+    version = package.removeprefix("backforge ")
+    assert version.endswith(".dev0+unknown"), package
+    assert template == f"template {version} (this copy, not a git repository: commit unknown)"
