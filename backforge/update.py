@@ -183,10 +183,12 @@ class UpdateResult:
         if any(path.startswith(f"{MIGRATIONS}/") for path in self.changed):
             steps.append("uv run alembic upgrade heads   # apply the template's new revisions")
         steps.append("uv run pytest")
-        if self.from_version == self.to_version:
-            message = f"Change the answers of template {self.to_version}"
-        else:
+        if self.from_version != self.to_version:
             message = f"Update to template {self.to_version}"
+        elif ANSWERS_FILE in self.changed:
+            message = f"Change the answers of template {self.to_version}"
+        else:  # the same template and answers: only `uv lock` wrote a (first) lockfile
+            message = "Lock dependencies"
         steps.append(f'git add -A && git commit -m "{message}"')
         return steps
 

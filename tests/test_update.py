@@ -937,6 +937,21 @@ def test_an_invalid_value_is_named_before_any_refused_change(
     assert snapshot(project) == before
 
 
+@pytest.mark.parametrize(
+    ("versions", "changed", "message"),
+    [
+        (("1.0", "1.1"), (ANSWERS_FILE, "app/main.py"), "Update to template 1.1"),
+        (("1.1", "1.1"), (ANSWERS_FILE, "Dockerfile"), "Change the answers of template 1.1"),
+        (("1.1", "1.1"), ("uv.lock",), "Lock dependencies"),  # a project never locked before
+    ],
+)
+def test_the_suggested_commit_says_what_the_update_changed(
+    tmp_path: Path, versions: tuple[str, str], changed: tuple[str, ...], message: str
+) -> None:
+    result = UpdateResult(tmp_path, *versions, changed=changed, conflicts=(), installed=True)
+    assert result.next_steps()[-1] == f'git add -A && git commit -m "{message}"'
+
+
 def test_an_answer_the_project_would_not_be_asked_is_refused(
     repo: TemplateRepo, tmp_path: Path
 ) -> None:
