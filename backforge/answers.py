@@ -1,9 +1,11 @@
 """Answers given on the command line (`-d KEY=VALUE`): read, then checked against copier.yml.
 
-`parse_data` reads each value as YAML, as Copier does. `check_data` then holds every answer to
-its question before anything is rendered or updated, so that a mistake exits 2 with the
-question's name and what it accepts instead of being rendered (`multi_tenant=maybe` read as
-true), ignored (`-d colour=blue`) or turned into a traceback (`features=cache`):
+`parse_data` splits each `-d KEY=VALUE`. `check_data` reads each value as its question does, as
+Copier does (a text answer as typed, so that `-d description=yes` stays `yes` and
+`-d 'project_name=Shop: API'` stays a name; any other as YAML), then holds every answer to its
+question before anything is rendered or updated, so that a mistake exits 2 with the question's
+name and what it accepts instead of being rendered (`multi_tenant=maybe` read as true), ignored
+(`-d colour=blue`) or turned into a traceback (`features=cache`):
 
 - an unknown name is refused with the closest question's name;
 - a yes/no answer must be a YAML boolean (`parse_yes_no`, the parser the template's hooks use);
@@ -41,18 +43,30 @@ __all__ = ["check_data", "parse_data", "parse_yes_no", "yes_no_module"]
 
 
 def parse_data(items: Iterable[str]) -> dict[str, Any]:
-    """Parse `KEY=VALUE` pairs; values are YAML, as in Copier (`-d 'features=[cache, jobs]'`)."""
+    """Split `KEY=VALUE` pairs; each value stays text until `check_data` reads it as its question
+    does (YAML but for text questions, as in Copier: `-d 'features=[cache, jobs]'`)."""
     data: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"-d expects KEY=VALUE, got {item!r}")
-        try:
-            data[key] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise UsageError(f"-d {key}: the value is not valid YAML ({exc})") from exc
+        data[key] = raw
     return data
+
+
+def _read(question: Question, value: Any) -> Any:
+    """A `-d` text as `question` reads it: a text question keeps it as typed (Copier does too:
+    `yes`, `1.10`, `Shop: API` and `#1 team` are names, not a boolean, a number, a mapping or a
+    comment); any other question reads it as YAML. Values that are not text are kept."""
+    if not isinstance(value, str) or (question.type == "str" and not question.multiselect):
+        return value
+    if not value.strip():
+        return ""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"-d {question.name}: the value is not valid YAML ({exc})") from exc
 
 
 @functools.cache
@@ -117,10 +131,11 @@ def _checked(question: Question, value: Any) -> Any:
 def check_data(
     template: Path, data: Mapping[str, Any], context: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """`data` (from `parse_data`) held to the questions of `template`'s copier.yml: yes/no answers
-    as booleans, multiple choices as lists. `context` holds the answers `data` joins (a preset's,
-    or the project's in an update): with them, every answer in `data` must be to a question that
-    is asked. UsageError, one line per problem, naming each question and what it accepts."""
+    """`data` (from `parse_data`) read and held to the questions of `template`'s copier.yml: text
+    as typed, yes/no answers as booleans, multiple choices as lists, the rest YAML. `context`
+    holds the answers `data` joins (a preset's, or the project's in an update): with them, every
+    answer in `data` must be to a question that is asked. UsageError, one line per problem,
+    naming each question and what it accepts."""
     questions = load_template(template)
     asked = [question.name for question in questions.questions if not question.computed]
     checked: dict[str, Any] = {}
@@ -134,7 +149,7 @@ def check_data(
             problems.append(f"{name}: a computed value (when: false), not a question to answer")
         else:
             try:
-                checked[name] = _checked(question, value)
+                checked[name] = _checked(question, _read(question, value))
             except UsageError as exc:
                 problems.append(str(exc))
     if not problems:

@@ -35,18 +35,48 @@ def new(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_parse_data_reads_yaml_values() -> None:
-    assert parse_data(["docker=false", "features=[cache, jobs]", "project_name=My API"]) == {
+def test_answers_are_yaml_but_text_answers_are_kept_as_typed() -> None:
+    given = parse_data(
+        ["docker=false", "features=[cache, jobs]", "project_name=Shop: API", "description=yes"]
+    )
+    assert check_data(REPO, given) == {
         "docker": False,
         "features": ["cache", "jobs"],
-        "project_name": "My API",
+        "project_name": "Shop: API",  # YAML would read a mapping
+        "description": "yes",  # YAML would read true
     }
 
 
-@pytest.mark.parametrize("item", ["novalue", "=x", "key=[unclosed"])
+@pytest.mark.parametrize("item", ["novalue", "=x"])
 def test_parse_data_rejects_malformed_items(item: str) -> None:
     with pytest.raises(UsageError):
         parse_data([item])
+
+
+def test_invalid_yaml_is_refused_naming_the_question() -> None:
+    with pytest.raises(UsageError, match=r"-d features: the value is not valid YAML"):
+        check_data(REPO, parse_data(["features=[unclosed"]))
+
+
+def test_new_renders_text_answers_as_typed(tmp_path: Path) -> None:
+    """Copier keeps a text answer as typed; backforge read it as YAML (`yes` became `True`,
+    `Shop: API` a mapping, `#1 team` a comment, `1.10` the number 1.1)."""
+    dest = tmp_path / "out"
+    texts = {
+        "project_name": "Shop: API",
+        "description": "yes",
+        "author_name": "#1 team",
+        "author_email": "1.10@example.com",
+    }
+    code, output = new(
+        str(dest),
+        "--defaults",
+        "--no-install",
+        *(f"-d{key}={value}" for key, value in texts.items()),
+    )
+    assert code == 0, output
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert {key: answers[key] for key in texts} == texts
 
 
 def test_new_renders_a_project_without_installing(tmp_path: Path) -> None:
