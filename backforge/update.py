@@ -25,7 +25,6 @@ The flow:
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import warnings
 from collections.abc import Iterable, Mapping
@@ -410,12 +409,7 @@ def refused_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -
 
 
 def _as_list(value: object) -> list[Any]:
-    """A multiselect answer: a list, or text as `-d` gives it (YAML, or a comma list)."""
-    if isinstance(value, str):
-        with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value)
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")]
+    """A multiselect answer as the answers file and `check_data` give it: a list."""
     return list(value) if isinstance(value, list | tuple) else []
 
 

@@ -434,6 +434,21 @@ def test_the_cli_the_hook_and_update_share_one_yes_no_parser(tmp_path: Path, val
 
 
 @pytest.mark.parametrize(
+    ("features", "refused"),
+    [("[jobs]", True), ("jobs,cache", True), ("[email, jobs]", False), ("email,jobs", False)],
+)
+def test_the_hook_reads_features_given_as_text(
+    tmp_path: Path, features: str, refused: bool
+) -> None:
+    """Plain `copier update -d features=...` hands the hook text: taking email out is refused."""
+    before = {"auth": "jwt", "features": ["email"]}
+    code, err = run_refuse_hook(tmp_path, before, {"features": features})
+    assert (code, "refused: features: cannot switch off email" in err) == (
+        (1, True) if refused else (0, False)
+    ), err
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("cache", ["cache"]),

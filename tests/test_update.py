@@ -513,9 +513,7 @@ def test_cli_refuses_a_database_change_with_exit_2(project: Path) -> None:
             ["database", "auth", "multi_tenant"],
         ),
         ({"auth": "jwt", "features": ["cache", "email"]}, {"features": ["cache"]}, ["features"]),
-        ({"auth": "jwt", "features": ["email"]}, {"features": "[jobs]"}, ["features"]),
         ({"auth": "jwt", "features": ["email"]}, {"features": ["jobs", "email"]}, []),
-        ({"auth": "jwt", "features": ["email"]}, {"features": "[email, jobs]"}, []),
         ({"auth": "jwt", "features": ["cache"]}, {"features": []}, []),
         ({"auth": "none", "features": ["email"]}, {"features": []}, []),  # no revision to lose
     ],
