@@ -422,8 +422,9 @@ def _read_model(
     template: str, vcs_ref: str | None, variants: Sequence[Mapping[str, Any]]
 ) -> _Model:
     """The run's `_Model`. A template whose copier.yml backforge cannot read (a git URL that
-    cannot be cloned, a copier.yml the model refuses) gives none; every variant's render step
-    then fails and says why. Any other error is a bug and propagates."""
+    cannot be cloned, a copier.yml the model refuses) gives none; the steps that need a variant's
+    values (openapi, the full tier's databases) then fail and say why. Any other error is a bug
+    and propagates."""
     try:
         with template_checkout(template, vcs_ref) as folder:
             defaults = default_answers(folder)

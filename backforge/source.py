@@ -32,7 +32,7 @@ from typing import Final
 
 from backforge import __version__
 from backforge.errors import UsageError
-from backforge.versioning import package_commit
+from backforge.versioning import git_commit, package_commit
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 CHECKOUT: Final = PACKAGE_DIR.parent
@@ -178,7 +178,9 @@ def cache_bundled_template(
 def describe_template() -> str:
     """Which template this backforge renders: its version and commit (for `--version`)."""
     if running_from_checkout():
-        commit = _git(CHECKOUT, "rev-parse", "HEAD").strip()
+        commit = git_commit(CHECKOUT)
+        if commit is None:  # an archive of the repository, installed with `pip install -e`
+            return f"template {__version__} (this copy, not a git repository: commit unknown)"
         dirty = _git(CHECKOUT, "status", "--porcelain", "--", *TEMPLATE_PARTS).strip()
         changes = ", with uncommitted changes" if dirty else ""
         return f"template {__version__} (this checkout, commit {commit}{changes})"
@@ -189,11 +191,13 @@ def describe_template() -> str:
     return f"template {tag} (commit {commit})"
 
 
-def default_template() -> tuple[str, str | None]:
+def default_template() -> tuple[str, str]:
     """The template that ships with this backforge and the revision to use by default: the
-    checkout it runs from (its current revision), else the template cache at this version."""
+    checkout it runs from at `HEAD` (its working tree: Copier renders a local `HEAD` with its
+    uncommitted changes; without a revision Copier would pick the latest release tag), else the
+    template cache at this version and content."""
     if running_from_checkout():
-        return str(CHECKOUT), None
+        return str(CHECKOUT), "HEAD"
     repo, tag = cache_bundled_template()
     return str(repo), tag
 
@@ -206,11 +210,14 @@ def _same_path(source: str, trusted: Path) -> bool:
         return False
 
 
+def is_checkout(source: str) -> bool:
+    """True when `source` is the checkout this backforge runs from."""
+    return running_from_checkout() and _same_path(source, CHECKOUT)
+
+
 def is_trusted(source: str) -> bool:
     """True for backforge's own template: the checkout it runs from or the template cache."""
-    if running_from_checkout() and _same_path(source, CHECKOUT):
-        return True
-    return _same_path(source, template_cache())
+    return is_checkout(source) or _same_path(source, template_cache())
 
 
 def require_trust(source: str, trust: bool) -> None:

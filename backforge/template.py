@@ -45,9 +45,11 @@ def template_checkout(
 ) -> Iterator[Path]:
     """A local folder holding the template at `source`: the folder itself, or a clone of a git
     URL (at `vcs_ref` when given) that is removed on exit. With `at_ref`, a local git repository
-    is cloned too when `vcs_ref` is given, so that the folder holds that revision."""
+    is cloned too when `vcs_ref` is given, so that the folder holds that revision; `HEAD` is the
+    folder itself, as Copier renders a local `HEAD` with its uncommitted changes."""
     path = Path(source).expanduser()
-    if path.is_dir() and not (at_ref and vcs_ref and (path / ".git").exists()):
+    cloned_ref = at_ref and vcs_ref not in (None, "HEAD") and (path / ".git").exists()
+    if path.is_dir() and not cloned_ref:
         if not (path / "copier.yml").is_file() and not (path / "copier.yaml").is_file():
             raise UsageError(f"{path} is not a Copier template (no copier.yml)")
         yield path.resolve()

@@ -217,10 +217,12 @@ class UpdateResult:
         if any(path.startswith(f"{MIGRATIONS}/") for path in self.changed):
             steps.append("uv run alembic upgrade heads   # apply the template's new revisions")
         steps.append("uv run pytest")
-        if self.from_version == self.to_version:
-            message = f"Change the answers of template {self.to_version}"
-        else:
+        if self.from_version != self.to_version:
             message = f"Update to template {self.to_version}"
+        elif ANSWERS_FILE in self.changed:
+            message = f"Change the answers of template {self.to_version}"
+        else:  # the same template and answers: only `uv lock` wrote a (first) lockfile
+            message = "Lock dependencies"
         steps.append(f'git add -A && git commit -m "{message}"')
         return steps
 
@@ -396,6 +398,12 @@ CAPABILITIES: Final[Mapping[str, tuple[object, str]]] = {
 update may switch one on (its migration revisions come with it) but never off: its tables and
 columns are in the database, and the applied revisions that made them would be deleted."""
 
+REVISION_FEATURES: Final[Mapping[str, str]] = {
+    "email": "account tokens (revision email_0001)",
+}
+"""The features with migration revisions of their own (rendered with `auth=jwt`), and the schema
+each brings: like a capability, an update may add one to `features` but never remove it."""
+
 
 def _is_on(name: str, value: object, on: object) -> bool:
     """Whether `value` switches the capability `name` on; a yes/no answer must be a YAML
@@ -423,7 +431,21 @@ def refused_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -
                 f"the database holds its {brings}, made by migration revisions that the update "
                 "would delete; keep it on"
             )
+    if "features" in data and before.get("auth", "jwt") == "jwt":
+        had, keeps = _as_list(before.get("features")), _as_list(data["features"])
+        for feature, brings in REVISION_FEATURES.items():
+            if feature in had and feature not in keeps:
+                refused.append(
+                    f"features: cannot switch off {feature} ({had!r} to {keeps!r}) in an update: "
+                    f"the database holds its {brings}, made by a migration revision that the "
+                    f"update would delete; keep {feature} in features"
+                )
     return refused
+
+
+def _as_list(value: object) -> list[Any]:
+    """A multiselect answer as the answers file and `check_data` give it: a list."""
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def _check_answer_changes(before: Mapping[str, Any], data: Mapping[str, Any]) -> None:
@@ -727,7 +749,8 @@ def update_project(
     answers = dict(data or {})
     if answers:
         with template_checkout(source, vcs_ref, at_ref=True) as template:
-            answers = check_data(template, answers)
+            project = {key: value for key, value in before.items() if not key.startswith("_")}
+            answers = check_data(template, answers, context=project)
     _check_answer_changes(before, answers)
     resource_befores = {name: _read_answers(dest, name) for name in resources or {}}
     for resource_before in resource_befores.values():

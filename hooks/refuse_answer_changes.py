@@ -6,8 +6,9 @@ offline, so that plain `copier update -d ...` users get the protection `backforg
               "{{ _copier_conf.answers_file }}", "{{ _copier_conf.data | tojson }}"]
 
 The answers file still holds the project's answers; the JSON argument holds the answers given
-with `-d`. `database` never changes, and `auth` / `multi_tenant` are never switched off: their
-revisions have been applied to the database. (Copier gives a `before` migration no way to see an
+with `-d`. `database` never changes, and `auth` / `multi_tenant` and the features with revisions
+of their own (`email`, with `auth=jwt`) are never switched off: their revisions have been applied
+to the database. (Copier gives a `before` migration no way to see an
 answer changed at the interactive prompt; the rendered README says to keep these answers.)
 A yes/no answer that is not a YAML boolean (`maybe`, `t`) is refused too (`yes_no.py`, the
 parser backforge uses as well). Exit status 1 with one line per refused answer; 0 otherwise.
@@ -15,6 +16,7 @@ parser backforge uses as well). Exit status 1 with one line per refused answer; 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ from yes_no import parse_yes_no
 
 FIXED = ("database",)
 CAPABILITIES: dict[str, Any] = {"auth": "jwt", "multi_tenant": True}
+REVISION_FEATURES = ("email",)  # features with revisions of their own (with auth=jwt)
 
 
 def _is_on(name: str, value: Any, on: Any) -> bool:
@@ -59,7 +62,25 @@ def refused(before: dict[str, Any], data: dict[str, Any]) -> list[str]:
                 f"{name}: cannot switch off ({before[name]!r} to {data[name]!r}) in an "
                 "update: its tables hold data and the database has applied its revisions"
             )
+    if "features" in data and before.get("auth", "jwt") == "jwt":
+        had, keeps = _as_list(before.get("features")), _as_list(data["features"])
+        messages += [
+            f"features: cannot switch off {feature} ({had!r} to {keeps!r}) in an update: its "
+            "tables hold data and the database has applied its revision"
+            for feature in REVISION_FEATURES
+            if feature in had and feature not in keeps
+        ]
     return messages
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A multiselect answer: a list, or `copier update -d` text (YAML, or a comma list)."""
+    if isinstance(value, str):
+        with contextlib.suppress(yaml.YAMLError):
+            value = yaml.safe_load(value)
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,18 +35,48 @@ def new(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_parse_data_reads_yaml_values() -> None:
-    assert parse_data(["docker=false", "features=[cache, jobs]", "project_name=My API"]) == {
+def test_answers_are_yaml_but_text_answers_are_kept_as_typed() -> None:
+    given = parse_data(
+        ["docker=false", "features=[cache, jobs]", "project_name=Shop: API", "description=yes"]
+    )
+    assert check_data(REPO, given) == {
         "docker": False,
         "features": ["cache", "jobs"],
-        "project_name": "My API",
+        "project_name": "Shop: API",  # YAML would read a mapping
+        "description": "yes",  # YAML would read true
     }
 
 
-@pytest.mark.parametrize("item", ["novalue", "=x", "key=[unclosed"])
+@pytest.mark.parametrize("item", ["novalue", "=x"])
 def test_parse_data_rejects_malformed_items(item: str) -> None:
     with pytest.raises(UsageError):
         parse_data([item])
+
+
+def test_invalid_yaml_is_refused_naming_the_question() -> None:
+    with pytest.raises(UsageError, match=r"-d features: the value is not valid YAML"):
+        check_data(REPO, parse_data(["features=[unclosed"]))
+
+
+def test_new_renders_text_answers_as_typed(tmp_path: Path) -> None:
+    """Copier keeps a text answer as typed; backforge read it as YAML (`yes` became `True`,
+    `Shop: API` a mapping, `#1 team` a comment, `1.10` the number 1.1)."""
+    dest = tmp_path / "out"
+    texts = {
+        "project_name": "Shop: API",
+        "description": "yes",
+        "author_name": "#1 team",
+        "author_email": "1.10@example.com",
+    }
+    code, output = new(
+        str(dest),
+        "--defaults",
+        "--no-install",
+        *(f"-d{key}={value}" for key, value in texts.items()),
+    )
+    assert code == 0, output
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert {key: answers[key] for key in texts} == texts
 
 
 def test_new_renders_a_project_without_installing(tmp_path: Path) -> None:
@@ -403,6 +434,21 @@ def test_the_cli_the_hook_and_update_share_one_yes_no_parser(tmp_path: Path, val
 
 
 @pytest.mark.parametrize(
+    ("features", "refused"),
+    [("[jobs]", True), ("jobs,cache", True), ("[email, jobs]", False), ("email,jobs", False)],
+)
+def test_the_hook_reads_features_given_as_text(
+    tmp_path: Path, features: str, refused: bool
+) -> None:
+    """Plain `copier update -d features=...` hands the hook text: taking email out is refused."""
+    before = {"auth": "jwt", "features": ["email"]}
+    code, err = run_refuse_hook(tmp_path, before, {"features": features})
+    assert (code, "refused: features: cannot switch off email" in err) == (
+        (1, True) if refused else (0, False)
+    ), err
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("cache", ["cache"]),
@@ -474,6 +520,26 @@ def test_an_unknown_key_exits_2_naming_the_closest_question(
     assert not dest.exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-d", "auth=none", "-d", "multi_tenant=true"],
+        ["--preset", "minimal", "-d", "multi_tenant=true"],  # the preset says auth=none
+    ],
+)
+def test_an_answer_to_a_question_not_asked_exits_2_naming_its_rule(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Copier drops an answer whose `when` is false without a word: `new` refuses it, as `check`
+    and `variants` do, instead of rendering a project without what was asked for."""
+    dest = tmp_path / "out"
+    code, output = new(str(dest), "--defaults", "-d", "project_name=X", *args)
+    assert code == 2, output
+    text = " ".join(output.split())
+    assert "multi_tenant: not asked with these answers (when: {{ auth == 'jwt' }})" in text
+    assert not dest.exists()
+
+
 def test_new_with_a_preset_renders_its_answers(tmp_path: Path) -> None:
     dest = tmp_path / "saas"
     code, output = new(
@@ -534,3 +600,92 @@ def test_the_check_summary_keeps_long_variant_ids_whole() -> None:
     print_report([result], Console(file=out, width=80), seconds=1.0)
     assert vid in out.getvalue()
     assert to_record(result)["id"] == vid
+
+
+def _copy_working_tree(into: Path) -> None:
+    """This checkout's files as they are (tracked and new, not ignored) into `into`."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")  # fmt: skip
+    for relative in filter(None, files):
+        source, target = REPO / relative, into / relative
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+        elif target.is_file():
+            target.unlink()  # deleted in the working tree
+
+
+def _backforge_from(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The backforge CLI as run from the checkout (or copy) `checkout`."""
+    return subprocess.run(
+        [sys.executable, "-c", "from backforge.cli import main; main()", *args],
+        cwd=checkout.parent, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(checkout), "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def _release_tagged_copy(into: Path) -> Path:
+    """This checkout's working tree (committed) with its history, the last recorded release
+    tagged: a user's clone of the repository once releases are tagged."""
+    from backforge.versioning import read_releases
+
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(into)], check=True)
+    _copy_working_tree(into)
+    identity = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "add", "--all"], cwd=into, check=True)
+    subprocess.run(
+        ["git", *identity, "commit", "--quiet", "--allow-empty", "-m", "working tree"],
+        cwd=into, check=True,
+    )  # fmt: skip
+    release = read_releases(REPO)[-1]
+    subprocess.run(["git", "tag", release.version, release.commit], cwd=into, check=True)
+    return into
+
+
+def test_a_checkout_with_release_tags_renders_and_updates_to_itself(tmp_path: Path) -> None:
+    """Run from a checkout, backforge renders that checkout (as `--version` says), not the
+    latest release tag Copier would pick; `update` then finds the project up to date instead of
+    refusing a downgrade from the checkout to the release."""
+    checkout = _release_tagged_copy(tmp_path / "checkout")
+    release = subprocess.run(
+        ["git", "describe", "--tags", "--abbrev=0"],
+        cwd=checkout, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+    def backforge(*args: str) -> subprocess.CompletedProcess[str]:
+        return _backforge_from(checkout, *args)
+
+    version = backforge("--version")
+    assert f"(this checkout, commit {_head(checkout)}" in version.stdout, version
+    dest = tmp_path / "project"
+    made = backforge("new", str(dest), "--defaults", "-d", "project_name=X", "--no-install")
+    assert made.returncode == 0, made.stdout + made.stderr
+    recorded = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert recorded["_src_path"] == str(checkout)
+    assert recorded["_commit"] != release
+    assert recorded["_commit"].startswith(f"{release}-"), recorded  # HEAD, after the release
+    updated = backforge("update", str(dest), "--no-install")
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "already at template" in updated.stdout
+    assert _clean(dest)
+
+
+def _head(repo: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_version_in_a_copy_without_git(tmp_path: Path) -> None:
+    """An archive of the repository (no .git) installed with `pip install -e`: `--version` says
+    the commit is unknown instead of a traceback blaming the template cache."""
+    copy = tmp_path / "backforge-archive"
+    _copy_working_tree(copy)
+    shown = _backforge_from(copy, "--version")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    package, template = shown.stdout.splitlines()
+    version = package.removeprefix("backforge ")
+    assert version.endswith(".dev0+unknown"), package
+    assert template == f"template {version} (this copy, not a git repository: commit unknown)"

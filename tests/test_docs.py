@@ -162,3 +162,22 @@ def test_the_env_comment_names_only_the_features_that_bring_redis(
     assert comment.startswith("# Redis (for cache, rate_limit, websockets, jobs).")
     for feature in ("email", "metrics", "sentry"):
         assert feature not in comment
+
+
+def test_the_readme_synopsis_lists_every_option_of_every_command() -> None:
+    """README's "The CLI" block names each command with all of its options, as `--help` does."""
+    import typer
+
+    from backforge.cli import app
+
+    synopsis = section(README, "## The CLI")
+    commands: dict[str, Any] = getattr(typer.main.get_command(app), "commands", {})
+    assert commands
+    for name, command in commands.items():
+        lines = [line for line in synopsis.splitlines() if line.startswith(f"backforge {name} ")]
+        assert len(lines) == 1, f"README's synopsis has no line for `backforge {name}`"
+        for param in command.params:
+            options = [opt for opt in param.opts if opt.startswith("-") and opt != "--help"]
+            if options:  # an option, not the argument; one of its spellings is shown
+                shown = any(f"[{option}" in lines[0] for option in options)
+                assert shown, f"`backforge {name}`: {'/'.join(options)} is not in README"

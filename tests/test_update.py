@@ -470,6 +470,7 @@ def test_invalid_answers_are_refused_and_the_project_is_unchanged(
         pytest.param({}, {"auth": "none"}, "auth", id="auth-off"),
         pytest.param({"multi_tenant": True}, {"multi_tenant": False}, "multi_tenant", id="mt-off"),
         pytest.param({"multi_tenant": True}, {"auth": "none"}, "auth", id="auth-off-with-mt"),
+        pytest.param({"features": ["email"]}, {"features": []}, "features", id="email-off"),
     ],
 )
 def test_answers_that_cannot_change_are_refused_before_anything_is_written(
@@ -511,6 +512,10 @@ def test_cli_refuses_a_database_change_with_exit_2(project: Path) -> None:
             {"database": "postgresql", "auth": "none", "multi_tenant": False},
             ["database", "auth", "multi_tenant"],
         ),
+        ({"auth": "jwt", "features": ["cache", "email"]}, {"features": ["cache"]}, ["features"]),
+        ({"auth": "jwt", "features": ["email"]}, {"features": ["jobs", "email"]}, []),
+        ({"auth": "jwt", "features": ["cache"]}, {"features": []}, []),
+        ({"auth": "none", "features": ["email"]}, {"features": []}, []),  # no revision to lose
     ],
 )
 def test_refused_answer_changes_names_each_refused_answer(
@@ -927,6 +932,35 @@ def test_an_invalid_value_is_named_before_any_refused_change(
         update(project, data=data)
     assert named in str(caught.value)
     assert "cannot change" not in str(caught.value)
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    ("versions", "changed", "message"),
+    [
+        (("1.0", "1.1"), (ANSWERS_FILE, "app/main.py"), "Update to template 1.1"),
+        (("1.1", "1.1"), (ANSWERS_FILE, "Dockerfile"), "Change the answers of template 1.1"),
+        (("1.1", "1.1"), ("uv.lock",), "Lock dependencies"),  # a project never locked before
+    ],
+)
+def test_the_suggested_commit_says_what_the_update_changed(
+    tmp_path: Path, versions: tuple[str, str], changed: tuple[str, ...], message: str
+) -> None:
+    result = UpdateResult(tmp_path, *versions, changed=changed, conflicts=(), installed=True)
+    assert result.next_steps()[-1] == f'git add -A && git commit -m "{message}"'
+
+
+def test_an_answer_the_project_would_not_be_asked_is_refused(
+    repo: TemplateRepo, tmp_path: Path
+) -> None:
+    """`-d multi_tenant=true` on an `auth=none` project: Copier would drop it without a word."""
+    project = render_at(repo, tmp_path / "shop", OLD, {"auth": "none"})
+    before = snapshot(project)
+    with pytest.raises(UsageError) as caught:
+        update(project, data={"multi_tenant": True})
+    assert "multi_tenant: not asked with these answers (when: {{ auth == 'jwt' }})" in str(
+        caught.value
+    )
     assert snapshot(project) == before
 
 

@@ -35,7 +35,11 @@ VcsRefOption = Annotated[
 ]
 DataOption = Annotated[
     list[str] | None,
-    typer.Option("-d", "--data", help="An answer as KEY=VALUE; VALUE is YAML. Repeatable."),
+    typer.Option(
+        "-d",
+        "--data",
+        help="An answer as KEY=VALUE; VALUE is YAML (text questions: as typed). Repeatable.",
+    ),
 ]
 NoInstallOption = Annotated[
     bool, typer.Option("--no-install", help="Skip `uv lock` and `uv sync`.")

@@ -69,7 +69,7 @@ def new(
         source, ref = resolve_template(template, vcs_ref)
         with template_checkout(source, ref, at_ref=True) as folder:
             answers = preset_answers(folder, preset) if preset else {}
-            answers.update(check_data(folder, given))
+            answers.update(check_data(folder, given, context=answers))
         render(source, dest, answers, vcs_ref=ref, defaults=defaults, quiet=True)
     except (UsageError, VariantError) as exc:
         raise fail(str(exc)) from exc

@@ -48,7 +48,7 @@ def questions(template: TemplateOption = None, vcs_ref: VcsRefOption = None) -> 
             found = [question for question in load_questions(folder) if not question.computed]
     except (UsageError, VariantError) as exc:
         raise fail(str(exc)) from exc
-    table = Table(title="Questions (answer with -d KEY=VALUE; VALUE is YAML)")
+    table = Table(title="Questions (answer with -d KEY=VALUE; VALUE is YAML, text as typed)")
     table.add_column("question", no_wrap=True)
     for column in ("values", "default", "asked when"):
         table.add_column(column)

@@ -27,6 +27,7 @@ from backforge.resources.project import resource_answers
 from backforge.resources.template import update_ref
 from backforge.source import (
     cache_bundled_template,
+    is_checkout,
     require_trust,
     running_from_checkout,
     template_cache,
@@ -52,10 +53,14 @@ def _source_ref(dest: Path, vcs_ref: str | None, trust: bool) -> str | None:
     """Refuse a foreign recorded source without --trust; the revision to update to.
 
     A project rendered by an installed backforge records the template cache: the installed
-    template is added to it (once per version and content) and is the default target."""
+    template is added to it (once per version and content) and is the default target. A
+    project rendered from the checkout backforge runs from updates to its `HEAD` (not to the
+    latest release tag, Copier's default)."""
     source = _recorded_source(dest)
     if source is None:
         return vcs_ref  # update_project explains what is missing
+    if is_checkout(source):
+        return vcs_ref or "HEAD"
     if _is_cache(source):
         if running_from_checkout():
             return vcs_ref

@@ -482,6 +482,14 @@ def closest_hint(name: str, asked: Sequence[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"questions: {', '.join(asked)}"
 
 
+def not_asked(tpl: Template, name: str) -> str:
+    """Why the answer to `name` is refused when its `when` rule is false with the answers given."""
+    return (
+        f"{name}: not asked with these answers (when: {tpl.by_name[name].when}); "
+        "drop it or change the answers it depends on"
+    )
+
+
 def validate_walk(tpl: Template, answers: Mapping[str, Any]) -> tuple[list[str], Walk]:
     errors: list[str] = []
     asked = [q.name for q in tpl.questions if not q.computed]
@@ -492,12 +500,7 @@ def validate_walk(tpl: Template, answers: Mapping[str, Any]) -> tuple[list[str],
         elif question.computed:
             errors.append(f"{name}: a computed value (when: false), not a question to answer")
     walk = tpl.walk(answers)
-    for name in walk.dead:
-        rule = tpl.by_name[name].when
-        errors.append(
-            f"{name}: not asked with these answers (when: {rule}); "
-            "drop it or change the answers it depends on"
-        )
+    errors.extend(not_asked(tpl, name) for name in walk.dead)
     errors.extend(issue.message for issue in walk.issues)
     return errors, walk
 
