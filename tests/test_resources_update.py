@@ -33,6 +33,7 @@ from test_update import (
 )
 from typer.testing import CliRunner
 
+from backforge import __version__
 from backforge.cli import app
 from backforge.errors import UsageError
 from backforge.resources import template as resource_source
@@ -168,7 +169,7 @@ def test_add_renders_records_and_commits_each_resource(
     customer = answers(project, "customer")
     cache, tag = resource_source.resource_template()
     assert customer["_src_path"] == cache
-    assert customer["_commit"] == tag and tag.startswith("0.1.0+")
+    assert customer["_commit"] == tag and tag.startswith(__version__) and tag != __version__
     assert customer["down_revisions"] == heads
     assert customer["scope"] == "owner"
     assert customer["search"] == ["name"]
