@@ -229,7 +229,7 @@ def test_update_brings_the_base_and_a_new_resource_template_version(
 
     assert code == 0, output
     assert f"template {OLD} → {NEW}" in output
-    assert "resource customer 0.1.0+" in output and "resource invoice" in output
+    assert f"resource customer {__version__}" in output and "resource invoice" in output
     assert (project / "docs/UPDATING.md").is_file()  # the base template's 0.2.0
     text = model.read_text()
     assert text.startswith(USER_LINE) and text.endswith("TENANT = True\nVERSION = 2\n")
