@@ -180,9 +180,21 @@ def test_an_installed_wheel_renders_and_updates_a_project(
     assert answers["_src_path"] == str(cache)
     assert NEW_LINE not in (project / "README.md").read_text()
 
-    # The user's own edit, committed: an update must keep it.
+    # A resource from the wheel's resource template (committed by `add resource`).
+    added = installed.backforge(
+        "add", "resource", "customer", "-f", "name:str(80)", "--no-install", "-C", str(project)
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    resource = yaml.safe_load((project / ".copier-answers.resource-customer.yml").read_text())
+    assert resource["_src_path"] == str(installed.home / "resource")
+    resource_tag = str(resource["_commit"])
+    assert resource_tag.startswith(f"{__version__}.t"), resource_tag
+
+    # The user's own edits, committed: an update must keep them.
     main = project / "app" / "main.py"
     main.write_text(main.read_text() + "\n# my own line\n")
+    customer = project / "app" / "models" / "customer.py"
+    customer.write_text(customer.read_text() + "\n# my customer line\n")
     _git(project, "commit", "--quiet", "-am", "My edit")
 
     # Another build of the same version with another template: a tag of its own, so a new
@@ -224,16 +236,12 @@ def test_an_installed_wheel_renders_and_updates_a_project(
     assert NEW_LINE not in (project / "README.md").read_text()  # the release never had it
     assert main.read_text().endswith("\n# my own line\n")
 
-    # A resource from the wheel's resource template (committed by `add resource`).
-    _git(project, "add", "-A")
-    _git(project, "commit", "--quiet", "-m", "Update")
-    added = installed.backforge(
-        "add", "resource", "customer", "-f", "name:str(80)", "--no-install", "-C", str(project)
-    )
-    assert added.returncode == 0, added.stdout + added.stderr
+    # The resource follows the release too: Copier replays its old version (which needs the
+    # project's answers recorded in the resource's own answers file) and renders the new one.
     resource = yaml.safe_load((project / ".copier-answers.resource-customer.yml").read_text())
-    assert resource["_src_path"] == str(installed.home / "resource")
     assert str(resource["_commit"]).startswith(f"{RELEASE}+t")
+    assert f"resource customer {resource_tag} → {resource['_commit']}" in updated.stdout
+    assert customer.read_text().endswith("\n# my customer line\n")
     tags = _git(cache, "tag", "--list").split()
     assert sorted(tags) == sorted([first_tag, second_tag, release_tag])
 
