@@ -8,8 +8,12 @@ when this process's events were interrupted.
 """
 
 import asyncio
+from collections.abc import Iterable
 
 from fastapi import status
+
+PROJECT = "project:all"
+"""The scope of the whole project's events (`scope_key("project", "all")`)."""
 
 
 class Subscription:
@@ -64,8 +68,20 @@ class Hub:
             del self._scopes[subscription.scope]
 
     def deliver(self, scope: str, message: str) -> int:
-        """Queue `message` for every connection of `scope`; the number of connections reached."""
-        return sum(subscription.offer(message) for subscription in self._scopes.get(scope, ()))
+        """Queue `message` for every connection of `scope`; the number of connections reached.
+
+        An event of the whole project (rows that every user may read: a resource of scope
+        `global`) reaches every connection, whichever owner or organization it follows.
+        """
+        if scope == PROJECT:
+            chosen: Iterable[set[Subscription]] = self._scopes.values()
+        else:
+            chosen = [self._scopes.get(scope, set())]
+        return sum(
+            subscription.offer(message)
+            for subscriptions in chosen
+            for subscription in subscriptions
+        )
 
     def revoke(self, user_id: str, scope: str | None = None) -> None:
         """End the connections of `user_id` (in `scope`, else in every scope)."""
