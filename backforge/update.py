@@ -46,7 +46,7 @@ import copier
 from backforge.answers import check_data, parse_yes_no
 from backforge.commands import git_commit, run, uv_binary
 from backforge.errors import CommandError, UsageError
-from backforge.resources.project import project_context, read_yaml
+from backforge.resources.project import read_yaml, resource_update_data
 from backforge.template import template_checkout
 
 __all__ = [
@@ -790,7 +790,7 @@ def update_project(
                 resource_before,
                 template=f"resource {resource_before.get('resource', answers_file)}",
                 vcs_ref=(resources or {})[answers_file],
-                data=project_context(_read_answers(dest)),
+                data=resource_update_data(_read_answers(dest), resource_before),
                 conflict=conflict,
                 known_rejects=known_rejects,
             )

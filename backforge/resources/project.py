@@ -56,6 +56,24 @@ def project_context(answers: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
+def resource_update_data(
+    project: Mapping[str, Any], resource: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a resource's update passes to its template: the project's current `PROJECT_KEYS`
+    answers, and `scope: organization` when the project switched `multi_tenant` on since the
+    resource was last rendered and the resource is owner-scoped.
+
+    Its rows then move into their owners' personal organizations (the template's tenancy
+    revision), as the project's items do; a global resource stays global. No other scope change
+    is made: switching a capability off is refused before any template is updated.
+    """
+    data = project_context(project)
+    switched_on = data["multi_tenant"] and resource.get("multi_tenant") is not True
+    if switched_on and resource.get("scope") == "owner":
+        data["scope"] = "organization"
+    return data
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """An answers file as a mapping; UsageError naming the file when it cannot be read."""
     try:
