@@ -6,9 +6,11 @@ migrated SQLite database holding rows of two users:
   resource/ with a `<resource>_0002` revision and the model's column): every resource gets its
   new revision, every applied revision file stays byte-identical, the rows are kept, a user's
   edit in a resource's model is merged, `alembic check` is clean;
-- `multi_tenant` switched on with owner-scoped resources: they become organization-scoped and
-  each row gets its owner's personal organization, like items; `alembic check` is clean and the
-  resources' own tests pass.
+- `multi_tenant` switched on with owner-scoped resources and a global one: the owner-scoped ones
+  become organization-scoped and each row gets its owner's personal organization, like items (a
+  row whose owner belongs to no organization is refused first); the global one stays global;
+  `alembic check` is clean and the resources' own tests pass. A global resource made
+  owner-scoped by hand (plain Copier) has its owner revision refuse the table's ownerless rows.
 
 Slow (about a minute): it needs a project environment to run Alembic and the resources' tests.
 One environment is installed for the module (a jwt SQLite project has every dependency these
@@ -26,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import copier
 import pytest
 from test_resources_update import answers, cli
 from test_update import NEW, OLD, TemplateRepo, build_template_repo, commit_all, git, render_at
@@ -66,6 +69,8 @@ def downgrade() -> None:
     with op.batch_alter_table("{{ table }}") as batch:
         batch.drop_column("reviews")
 '''
+NOTE = "INSERT INTO notes (id, body, created_at, updated_at) VALUES (?, ?, ?, ?)"
+MOVE_MEMBERSHIP = "UPDATE memberships SET user_id = ? WHERE user_id = ?"
 USER_DOCSTRING = '"""Our customers (edited by the team)."""'
 
 pytestmark = pytest.mark.slow
@@ -91,7 +96,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path / "home"
 
 
-def run(venv: Path, project: Path, *command: str, database: Path | None = None) -> str:
+def run(
+    venv: Path, project: Path, *command: str, database: Path | None = None, fails: bool = False
+) -> str:
+    """A command of the shared environment in `project`; its output. It must succeed (or, with
+    `fails`, fail)."""
     env = {**os.environ, "ENVIRONMENT": "test"}
     env.pop("VIRTUAL_ENV", None)
     if database is not None:
@@ -105,13 +114,17 @@ def run(venv: Path, project: Path, *command: str, database: Path | None = None) 
         check=False,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-6000:]}"
+    assert (result.returncode != 0) == fails, f"{' '.join(command)}:\n{output[-6000:]}"
     return output
 
 
+MIGRATE_AND_CHECK = "from alembic.config import main; main(['upgrade', 'heads']); main(['check'])"
+
+
 def migrate_and_check(venv: Path, project: Path, database: Path) -> None:
-    run(venv, project, "alembic", "upgrade", "heads", database=database)
-    run(venv, project, "alembic", "check", database=database)
+    """`alembic upgrade heads` and `alembic check` (in one process: the app is imported once)."""
+    output = run(venv, project, "python", "-c", MIGRATE_AND_CHECK, database=database)
+    assert "No new upgrade operations detected" in output, output
 
 
 def add_customer_and_invoice(project: Path) -> None:
@@ -224,10 +237,17 @@ def test_multi_tenant_switched_on_moves_resource_rows_into_personal_organization
 ) -> None:
     project = render_at(repo, tmp_path / "shop", OLD, {})
     add_customer_and_invoice(project)
+    code, output = cli(
+        "add", "resource", "note", "-f", "body:str(200)", "--scope", "global", "--no-install",
+        "-C", str(project),
+    )  # fmt: skip
+    assert code == 0, output
     assert answers(project, "customer")["scope"] == "owner"
     database = tmp_path / "shop.db"
     migrate_and_check(venv, project, database)
     rows = store_rows(database)
+    with sqlite3.connect(database) as db:
+        db.execute(NOTE, (uuid.uuid4().hex, "a note everyone reads", STAMP, STAMP))
     applied = revision_files(project)
 
     code, output = cli(
@@ -239,7 +259,23 @@ def test_multi_tenant_switched_on_moves_resource_rows_into_personal_organization
         assert answers(project, name)["scope"] == "organization"
         assert answers(project, name)["multi_tenant"] is True
         assert f"{name}_tenancy_{table}.py" in revision_files(project)
+    assert answers(project, "note")["scope"] == "global"
+    assert not [name for name in revision_files(project) if name.startswith("note_owner")]
     assert_kept(applied, project)
+
+    # The base's tenancy revision applied first (a deployment between two updates): a row whose
+    # owner has left every organization is refused before anything changes, then goes through.
+    run(venv, project, "alembic", "upgrade", "tenancy_0001", database=database)
+    with sqlite3.connect(database) as db:
+        bob = db.execute("SELECT id FROM users WHERE email = ?", (USERS[1],)).fetchone()[0]
+        nobody = uuid.uuid4().hex  # bob's membership moved away (SQLite checks no foreign key)
+        db.execute(MOVE_MEMBERSHIP, (nobody, bob))
+    output = run(venv, project, "alembic", "upgrade", "heads", database=database, fails=True)
+    assert f"rows owned by user {uuid.UUID(bob)}, who belongs to no organization" in output
+    with sqlite3.connect(database) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(customers)")]
+        assert "organization_id" not in columns
+        db.execute(MOVE_MEMBERSHIP, (bob, nobody))
     migrate_and_check(venv, project, database)
     with sqlite3.connect(database) as db:
         personal = dict(db.execute("SELECT user_id, organization_id FROM memberships").fetchall())
@@ -250,3 +286,18 @@ def test_multi_tenant_switched_on_moves_resource_rows_into_personal_organization
     commit_all(project, "multi_tenant on")
     tests = ("tests/test_customers.py", "tests/test_invoices.py")
     run(venv, project, "pytest", "-q", "-p", "no:cacheprovider", "--no-cov", *tests)
+
+    # A global resource's rows have no owner to give them: plain Copier can make its scope
+    # owner, and its owner revision then refuses the table, before changing anything.
+    copier.run_update(
+        str(project),
+        answers_file=".copier-answers.resource-note.yml",
+        data={"scope": "owner"},
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+    )
+    assert "note_owner_notes.py" in revision_files(project)
+    output = run(venv, project, "alembic", "upgrade", "heads", database=database, fails=True)
+    assert "the notes table has rows, and none of them has an owner" in output
