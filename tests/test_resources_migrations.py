@@ -12,7 +12,8 @@ migrated SQLite database holding rows of two users:
   `alembic check` is clean and the resources' own tests pass. A global resource made
   owner-scoped by hand (plain Copier) has its owner revision refuse the table's ownerless rows.
 
-Slow (about a minute): it needs a project environment to run Alembic and the resources' tests.
+Slow (two tests, 40 to 55 s each on a busy 2-core machine): they need a project environment to
+run Alembic and the resources' tests.
 One environment is installed for the module (a jwt SQLite project has every dependency these
 projects need; `package = false`, so each project's `app` is imported from its own folder) and
 every project runs its migrations in it, rather than one `uv sync` per project.
