@@ -21,11 +21,14 @@ The flow:
    template revision again. Each conflict comes with what to do next.
 4. Then, unless the base left conflicts, each resource (`resources`: its answers file
    `.copier-answers.resource-NAME.yml` and the revision to update it to) the same way, with
-   `answers_file`. Copier refuses a dirty tree, so the work of each template is committed before
-   the next one runs, and those commits are taken back at the end (the branch returns to where
-   it was; the changes stay in the work tree, unstaged). Every conflict names its template
-   (`base`, `resource NAME`); a template that leaves conflicts stops the update there and the
-   resources after it are `pending`. A Copier failure in a resource puts the whole project back.
+   `answers_file` and the project's current answers (`resource_update_data`: switching
+   `multi_tenant` on makes an owner-scoped resource organization-scoped, so that its rows move
+   into their owners' personal organizations). Copier refuses a dirty tree, so the work of each
+   template is committed before the next one runs, and those commits are taken back at the end
+   (the branch returns to where it was; the changes stay in the work tree, unstaged). Every
+   conflict names its template (`base`, `resource NAME`); a template that leaves conflicts stops
+   the update there and the resources after it are `pending`. A Copier failure in a resource
+   puts the whole project back.
 5. Unless `install` is False or conflicts remain, `uv lock` and `uv sync`. Nothing is committed:
    the user reviews `git diff` and commits.
 """
@@ -46,7 +49,7 @@ import copier
 from backforge.answers import check_data, parse_yes_no
 from backforge.commands import git_commit, run, uv_binary
 from backforge.errors import CommandError, UsageError
-from backforge.resources.project import project_context, read_yaml
+from backforge.resources.project import read_yaml, resource_update_data
 from backforge.template import template_checkout
 
 __all__ = [
@@ -790,7 +793,7 @@ def update_project(
                 resource_before,
                 template=f"resource {resource_before.get('resource', answers_file)}",
                 vcs_ref=(resources or {})[answers_file],
-                data=project_context(_read_answers(dest)),
+                data=resource_update_data(_read_answers(dest), resource_before),
                 conflict=conflict,
                 known_rejects=known_rejects,
             )

@@ -17,7 +17,15 @@ from backforge.errors import UsageError
 from backforge.render import render
 from backforge.resources.add import Names, default_scope, plan_resource
 from backforge.resources.naming import class_name_of, plural_of, url_of
-from backforge.resources.project import BASE_NAMES, alembic_heads, resource_answers, taken_names
+from backforge.resources.project import (
+    BASE_NAMES,
+    BASE_REVISIONS,
+    alembic_heads,
+    resource_answers,
+    resource_update_data,
+    revisions,
+    taken_names,
+)
 from backforge.resources.spec import parse_field, summarize
 
 runner = CliRunner()
@@ -313,7 +321,7 @@ def test_taken_names(tmp_path: Path) -> None:
     assert {"items", "client_rows"} <= set(taken.tables)
     assert {"items", "health", "clients"} <= set(taken.routes)
     assert "export" not in taken.routes  # below the /items prefix
-    assert taken.revisions == {"core_0001", "auth_0001"}
+    assert taken.revisions == {"core_0001", "auth_0001"} | BASE_REVISIONS
 
 
 def test_a_plan_holds_the_contract_answers(tmp_path: Path) -> None:
@@ -447,6 +455,11 @@ def test_organization_scope_and_ref_user_in_a_multi_tenant_project(tmp_path: Pat
     project = make_project(tmp_path, multi_tenant=True)
     plan = plan_resource(project, "invoice", ["o:ref(user)"])
     assert plan.answers["scope"] == "organization"
+    assert [f for f in plan.files if f.startswith("migrations/")] == [
+        "migrations/versions/invoice_0001_invoices.py",
+        "migrations/versions/invoice_owner_invoices.py",
+        "migrations/versions/invoice_tenancy_invoices.py",
+    ]
 
 
 def test_not_a_backforge_project(tmp_path: Path) -> None:
@@ -549,6 +562,7 @@ def test_the_base_templates_names_are_reserved_in_every_variant(tmp_path: Path) 
     rendered = taken_names(full, {})
     for kind, names in BASE_NAMES.items():
         assert set(getattr(rendered, kind)) <= names, kind
+    assert set(revisions(full)) == BASE_REVISIONS
     project = make_project(tmp_path / "shop", auth="none")
     with pytest.raises(UsageError) as raised:
         plan_resource(project, "organization", ["title:str"], scope="global")
@@ -556,3 +570,25 @@ def test_the_base_templates_names_are_reserved_in_every_variant(tmp_path: Path) 
         raised.value
     )
     assert "an update may add it later" in str(raised.value)
+    with pytest.raises(UsageError, match="already has revision 'tenancy_0001', or the base"):
+        plan_resource(project, "tenancy", ["title:str"], scope="global")
+
+
+@pytest.mark.parametrize(
+    ("resource", "scope"),
+    [
+        ({"scope": "owner", "multi_tenant": False}, "organization"),
+        ({"scope": "global", "multi_tenant": False}, None),
+        ({"scope": "owner", "multi_tenant": True}, None),
+    ],
+)
+def test_switching_multi_tenant_on_makes_owner_scoped_resources_organization_scoped(
+    resource: dict[str, Any], scope: str | None
+) -> None:
+    """Only an owner-scoped resource rendered before the switch changes scope (a global one
+    stays global; one added as owner-scoped to a multi-tenant project was chosen so)."""
+    project = {"database": "sqlite", "auth": "jwt", "multi_tenant": True, "features": ["cache"]}
+    data = resource_update_data(project, resource)
+    assert data.get("scope") == scope
+    assert {k: v for k, v in data.items() if k != "scope"} == project
+    assert "scope" not in resource_update_data({**project, "multi_tenant": False}, resource)

@@ -89,10 +89,19 @@ class ResourcePlan:
             f"app/services/{name}.py",
             f"app/dependencies/{name}.py",
             f"app/routers/{plural}.py",
-            f"migrations/versions/{name}_0001_{table}.py",
+            *(f"migrations/versions/{revision}_{table}.py" for revision in self.revisions),
             f"tests/test_{plural}.py",
             self.answers_file,
         ]
+
+    @property
+    def revisions(self) -> list[str]:
+        """The resource's revision ids for its scope: the table, then the owner (scope owner or
+        organization), then the organization (scope organization)."""
+        scope = self.answers.get("scope")
+        suffixes = ["0001", *(["owner"] if scope in ("owner", "organization") else [])]
+        suffixes += ["tenancy"] if scope == "organization" else []
+        return [f"{self.name}_{suffix}" for suffix in suffixes]
 
 
 def _truthy(value: object) -> bool:
@@ -239,11 +248,15 @@ def _check_collisions(plan: ResourcePlan, taken: TakenNames) -> None:
                 f"{what} {value!r} collides with {kind} the project already has ({names[value]}); "
                 "choose another name"
             )
-    revision = f"{answers['resource']}_0001"
-    if revision in taken.revisions:
-        raise UsageError(
-            f"NAME {answers['resource']!r}: migrations/versions already has revision {revision!r}"
-        )
+    # Every revision the resource may ever have (an owner-scoped one becomes organization-scoped
+    # when multi_tenant is switched on), and the base's, which an update may add later.
+    for suffix in ("0001", "owner", "tenancy"):
+        revision = f"{answers['resource']}_{suffix}"
+        if revision in taken.revisions:
+            raise UsageError(
+                f"NAME {answers['resource']!r}: migrations/versions already has revision "
+                f"{revision!r}, or the base template may add it; choose another name"
+            )
     for relative in plan.files:
         if (plan.project / relative).exists():
             raise UsageError(

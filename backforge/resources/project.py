@@ -56,6 +56,22 @@ def project_context(answers: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
+def resource_update_data(project: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
+    """What a resource's update passes to its template: the project's current `PROJECT_KEYS`
+    answers, and `scope: organization` when the project switched `multi_tenant` on since the
+    resource was last rendered and the resource is owner-scoped.
+
+    Its rows then move into their owners' personal organizations (the template's tenancy
+    revision), as the project's items do; a global resource stays global. No other scope change
+    is made: switching a capability off is refused before any template is updated.
+    """
+    data = project_context(project)
+    switched_on = data["multi_tenant"] and resource.get("multi_tenant") is not True
+    if switched_on and resource.get("scope") == "owner":
+        data["scope"] = "organization"
+    return data
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """An answers file as a mapping; UsageError naming the file when it cannot be read."""
     try:
@@ -212,6 +228,8 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
 """What the base template names in its fullest variant (jwt, multi_tenant, every feature): a
 project that lacks a capability today may switch it on in an update, so a resource never takes
 these (tests/test_resources_cli.py checks the list against a render)."""
+BASE_REVISIONS: Final = frozenset({"core_0001", "auth_0001", "email_0001", "tenancy_0001"})
+"""The base template's revision ids in its fullest variant, likewise never a resource's."""
 
 
 @dataclass
@@ -309,5 +327,5 @@ def taken_names(project: Path, resources: Mapping[str, Mapping[str, Any]]) -> Ta
             segment = _first_segment(route) if route.startswith("/") else None
             if segment and not segment.startswith("{"):
                 taken.routes.setdefault(segment, relative)
-    taken.revisions = set(revisions(project))
+    taken.revisions = set(revisions(project)) | BASE_REVISIONS
     return taken
