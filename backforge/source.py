@@ -39,7 +39,9 @@ CHECKOUT: Final = PACKAGE_DIR.parent
 """The repository root when backforge runs from a git checkout (unused for a wheel install)."""
 BUNDLED: Final = PACKAGE_DIR / "_bundled"
 """The template and the floor app as package data of an installed wheel."""
-TEMPLATE_PARTS: Final = ("copier.yml", "template", "hooks")
+TEMPLATE_PARTS: Final = ("copier.yml", "template", "hooks", "resource")
+"""What the base template is made of: `resource/` too, as the base renders its items from the
+resource template (resource/items.jinja)."""
 _IGNORED: Final = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
 CONTENT_DIGITS: Final = 12
 

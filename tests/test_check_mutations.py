@@ -32,7 +32,7 @@ def broken_template(tmp_path: Path, relative: str, mutate: Callable[[str], str])
     repo.mkdir()
     shutil.copy2(REPO / "copier.yml", repo / "copier.yml")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("template", "hooks"):
+    for folder in ("template", "hooks", "resource"):  # the base renders items from resource/
         shutil.copytree(REPO / folder, repo / folder, ignore=ignore)
     _git(repo, "init", "--quiet", "--initial-branch=main")
     _git(repo, "add", "--all")

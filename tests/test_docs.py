@@ -145,9 +145,10 @@ def test_the_rendered_readme_says_how_to_run_redis_the_jobs_and_mail(
 
 
 def test_the_rendered_readme_documents_the_item_fields(rendered: dict[str, Path]) -> None:
-    model = (REPO / "template" / "app" / "models" / "item.py.jinja").read_text()
-    name_max = re.search(r"NAME_MAX_LENGTH = (\d+)", model)
-    description_max = re.search(r"DESCRIPTION_MAX_LENGTH = (\d+)", model)
+    items = (REPO / "resource" / "items.jinja").read_text()  # items' resource answers
+    field = r"'name': '{}', 'type': 'str', 'optional': {}, 'length': (\d+)"
+    name_max = re.search(field.format("name", "false"), items)
+    description_max = re.search(field.format("description", "true"), items)
     assert name_max and description_max
     text = " ".join(readme(rendered).split())
     assert f"a `name` (required, 1 to {name_max.group(1)} characters" in text

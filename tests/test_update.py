@@ -119,7 +119,7 @@ def tagged_template_copy(root: Path) -> None:
     root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
     shutil.copy2(MAIN / "copier.yml", root / "copier.yml")
-    for folder in ("template", "hooks"):
+    for folder in ("template", "hooks", "resource"):  # the base renders items from resource/
         shutil.copytree(MAIN / folder, root / folder, ignore=ignore)
     git(root, "init", "--quiet", "--initial-branch=main")
     commit_all(root, "Template 0.1.0")

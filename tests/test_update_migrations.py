@@ -203,9 +203,10 @@ print(json.dumps(asyncio.run(main())))
 def build_growing_template(root: Path) -> TemplateRepo:
     """This template tagged 0.1.0, then 0.2.0 with a new core revision and its model change."""
     tagged_template_copy(root)
-    model = root / "template/app/models/item.py.jinja"
+    # The base's item model is the resource template's model (resource/items.jinja).
+    model = root / "resource/template/app/models/{{ resource }}.py.jinja"
     text = model.read_text(encoding="utf-8")
-    assert UPDATED_AT in text, "the item model's updated_at line moved: update this test"
+    assert UPDATED_AT in text, "the resource model's updated_at line moved: update this test"
     model.write_text(text.replace(UPDATED_AT, UPDATED_AT_INDEXED), encoding="utf-8")
     (root / "template" / VERSIONS / "core_0002_items_updated_at.py").write_text(CORE_0002)
     commit_all(root, "Template 0.2.0: index items.updated_at")

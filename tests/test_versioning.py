@@ -152,7 +152,9 @@ def test_this_checkout_knows_its_version_and_the_release_commit() -> None:
 def _bundle(root: Path, line: str) -> Path:
     (root / "template").mkdir(parents=True, exist_ok=True)
     (root / "hooks").mkdir(exist_ok=True)
+    (root / "resource").mkdir(exist_ok=True)
     (root / "copier.yml").write_text("_subdirectory: template\n")
+    (root / "resource" / "copier.yml").write_text("_subdirectory: template\n")
     (root / "template" / "README.md").write_text(f"{line}\n")
     (root / "hooks" / "post.py").write_text("print('hi')\n")
     pycache = root / "template" / "__pycache__"

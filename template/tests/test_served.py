@@ -19,10 +19,10 @@ from sqlalchemy import insert, select
 from app.core.config import Settings
 from app.middleware.input_guard import DRAIN_SECONDS
 from app.models import metadata
-from app.models.item import DESCRIPTION_MAX_LENGTH
 from tests.support.uvicorn import Uvicorn, uvicorn
 
 ITEMS = "/api/v1/items"
+DESCRIPTION_MAX_LENGTH = 1000  # the longest description an item takes (app/schemas/item.py)
 BODY_BYTES = 20 * 1024 * 1024  # twenty times MAX_REQUEST_BODY_BYTES
 CONCURRENT = 25
 TCP_SEND_BUFFER_MAX = Path("/proc/sys/net/ipv4/tcp_wmem")

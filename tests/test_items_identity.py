@@ -1,0 +1,139 @@
+"""One pattern: the base template's item files are the resource template's files, rendered with
+the answers that describe `items`, byte for byte, in every static-tier variant.
+
+The base files get there by construction (each includes resource/items.jinja, which includes the
+resource template's file); this test holds both ends: it renders the resource template itself, with
+items' answers as `backforge add resource` would pass them, and the base template's item files,
+each in its own template root (the roots Copier's loader uses), with the `_envops` of each
+copier.yml. In process and deduplicated by the answers the files read, so it takes seconds.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from copier._jinja_ext import CopierTemplateLoader, YieldExtension
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from backforge.model.sets import select
+
+REPO = Path(__file__).resolve().parent.parent
+RESOURCE = REPO / "resource"
+
+# Each base item file (under template/app/) and the resource template's file it must equal.
+ITEM_FILES: Mapping[str, str] = {
+    "models/item.py": "models/{{ resource }}.py",
+    "schemas/item.py": "schemas/{{ resource }}.py",
+    "repositories/item.py": "repositories/{{ resource }}.py",
+    "services/item.py": "services/{{ resource }}.py",
+    "dependencies/item.py": "dependencies/{{ resource }}.py",
+    "routers/items.py": "routers/{{ plural }}.py",
+}
+
+# What `backforge add resource item --field name:str(120) --field 'description:str(1000)?'
+# --search name --sort name` passes (the derived names spelled out); `scope` is the resource
+# template's default for the project.
+ITEMS_ANSWERS: Mapping[str, Any] = {
+    "resource": "item",
+    "plural": "items",
+    "class_name": "Item",
+    "table": "items",
+    "url": "items",
+    "tag": "items",
+    "fields": [
+        {"name": "name", "type": "str", "optional": False, "length": 120},
+        {"name": "description", "type": "str", "optional": True, "length": 1000},
+    ],
+    "search": ["name"],
+    "sort": ["name"],
+    "down_revisions": [],
+}
+PROJECT_ANSWERS = ("database", "auth", "multi_tenant", "features")
+
+
+@cache
+def _environment(root: Path) -> SandboxedEnvironment:
+    """Jinja as Copier sets it up for the template at `root`: its loader (rooted there), its
+    default extensions and the `_envops` of its copier.yml."""
+    envops = dict(yaml.safe_load((root / "copier.yml").read_text())["_envops"])
+    assert envops.pop("undefined") == "jinja2.StrictUndefined"
+    return SandboxedEnvironment(
+        loader=CopierTemplateLoader(root),
+        extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension", YieldExtension],
+        undefined=StrictUndefined,
+        **envops,
+    )
+
+
+def _features_read() -> frozenset[str]:
+    """Every feature that a file the base's items are made of tests (`'x' in features`)."""
+    sources = [RESOURCE / "items.jinja", RESOURCE / "macros.jinja"]
+    sources += [RESOURCE / "template" / "app" / f"{name}.jinja" for name in ITEM_FILES.values()]
+    sources += [REPO / "template" / "app" / f"{name}.jinja" for name in ITEM_FILES]
+    pattern = re.compile(r"""['"](\w+)['"]\s+(?:not\s+)?in\s+features\b""")
+    return frozenset(m for source in sources for m in pattern.findall(source.read_text()))
+
+
+def _variants() -> list[dict[str, Any]]:
+    """The static tier's variants (`all`), one per distinct value of what the item files read."""
+    read = _features_read()
+    distinct: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for answers in select(REPO, "all"):
+        project = {
+            "database": answers["database"],
+            "auth": answers["auth"],
+            "multi_tenant": answers.get("multi_tenant", False),
+            "features": [f for f in answers["features"] if f in read],
+        }
+        key = (*(repr(project[name]) for name in PROJECT_ANSWERS),)
+        distinct.setdefault(key, {**answers, "multi_tenant": project["multi_tenant"]})
+    return list(distinct.values())
+
+
+def _items_answers(project: Mapping[str, Any]) -> dict[str, Any]:
+    """Items' answers for the resource template in this project, `scope` its default."""
+    questions = yaml.safe_load((RESOURCE / "copier.yml").read_text())
+    answers = {**ITEMS_ANSWERS, **{name: project[name] for name in PROJECT_ANSWERS}}
+    scope = _environment(RESOURCE).from_string(questions["scope"]["default"]).render(**answers)
+    return {**answers, "scope": scope.strip()}
+
+
+def _mismatches(variants: list[dict[str, Any]]) -> list[str]:
+    base, resource = _environment(REPO), _environment(RESOURCE)
+    found = []
+    for answers in variants:
+        items = _items_answers(answers)
+        for base_file, resource_file in ITEM_FILES.items():
+            expected = resource.get_template(f"template/app/{resource_file}.jinja").render(items)
+            rendered = base.get_template(f"template/app/{base_file}.jinja").render(answers)
+            if rendered != expected:
+                diff = difflib.unified_diff(
+                    expected.splitlines(keepends=True),
+                    rendered.splitlines(keepends=True),
+                    f"resource template: {resource_file}",
+                    f"base template: {base_file}",
+                )
+                variant = {name: answers.get(name) for name in PROJECT_ANSWERS}
+                found.append(f"{base_file} in {variant}:\n{''.join(diff)}")
+    return found
+
+
+def test_the_base_item_files_are_the_resource_template_rendered_for_items() -> None:
+    variants = _variants()
+    # Every project shape the item files tell apart is among them (and nothing was deduplicated
+    # away that they read: the features they test are kept in each variant).
+    assert {(v["auth"], v["multi_tenant"]) for v in variants} == {
+        ("none", False),
+        ("jwt", False),
+        ("jwt", True),
+    }
+    assert {"cache", "websockets"} <= _features_read()
+    mismatches = _mismatches(variants)
+    assert not mismatches, f"{len(mismatches)} differ; the first:\n{mismatches[0]}"
