@@ -36,6 +36,18 @@ ITEM_FILES: Mapping[str, str] = {
     "dependencies/item.py": "dependencies/{{ resource }}.py",
     "routers/items.py": "routers/{{ plural }}.py",
 }
+# With jobs, the CSV export job's files (conditional file names, as Copier reads them).
+EXPORT_FILES: Mapping[str, str] = {
+    "services/{% if 'jobs' in features %}item_export.py{% endif %}": (
+        "services/{% if 'jobs' in features %}{{ resource }}_export.py{% endif %}"
+    ),
+    "dependencies/{% if 'jobs' in features %}item_export.py{% endif %}": (
+        "dependencies/{% if 'jobs' in features %}{{ resource }}_export.py{% endif %}"
+    ),
+    "routers/{% if 'jobs' in features %}item_exports.py{% endif %}": (
+        "routers/{% if 'jobs' in features %}{{ plural }}_exports.py{% endif %}"
+    ),
+}
 
 # What `backforge add resource item --field name:str(120) --field 'description:str(1000)?'
 # --search name --sort name` passes (the derived names spelled out); `scope` is the resource
@@ -75,10 +87,13 @@ def _environment(root: Path) -> SandboxedEnvironment:
 def _features_read() -> frozenset[str]:
     """Every feature that a file the base's items are made of tests (`'x' in features`)."""
     sources = [RESOURCE / "items.jinja", RESOURCE / "macros.jinja"]
-    sources += [RESOURCE / "template" / "app" / f"{name}.jinja" for name in ITEM_FILES.values()]
-    sources += [REPO / "template" / "app" / f"{name}.jinja" for name in ITEM_FILES]
+    files = {**ITEM_FILES, **EXPORT_FILES}
+    sources += [RESOURCE / "template" / "app" / f"{name}.jinja" for name in files.values()]
+    sources += [REPO / "template" / "app" / f"{name}.jinja" for name in files]
     pattern = re.compile(r"""['"](\w+)['"]\s+(?:not\s+)?in\s+features\b""")
-    return frozenset(m for source in sources for m in pattern.findall(source.read_text()))
+    # A file's name is read too (the export files exist with `jobs` only).
+    texts = [f"{source.name}\n{source.read_text()}" for source in sources]
+    return frozenset(m for text in texts for m in pattern.findall(text))
 
 
 def _variants() -> list[dict[str, Any]]:
@@ -110,7 +125,8 @@ def _mismatches(variants: list[dict[str, Any]]) -> list[str]:
     found = []
     for answers in variants:
         items = _items_answers(answers)
-        for base_file, resource_file in ITEM_FILES.items():
+        files = {**ITEM_FILES, **(EXPORT_FILES if "jobs" in answers["features"] else {})}
+        for base_file, resource_file in files.items():
             expected = resource.get_template(f"template/app/{resource_file}.jinja").render(items)
             rendered = base.get_template(f"template/app/{base_file}.jinja").render(answers)
             if rendered != expected:
@@ -134,6 +150,7 @@ def test_the_base_item_files_are_the_resource_template_rendered_for_items() -> N
         ("jwt", False),
         ("jwt", True),
     }
-    assert {"cache", "websockets"} <= _features_read()
+    assert {"cache", "websockets", "jobs"} <= _features_read()
+    assert any("jobs" in v["features"] for v in variants)
     mismatches = _mismatches(variants)
     assert not mismatches, f"{len(mismatches)} differ; the first:\n{mismatches[0]}"
