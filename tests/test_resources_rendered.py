@@ -96,6 +96,13 @@ def test_the_readme_example_renders_and_lints(base: Path, tmp_path: Path, home: 
     assert customer["_src_path"] == str(home / "resource")
     # Owner-scoped: the invoice's table revises the customer's owner revision (the heads then).
     assert alembic_heads(project) == ["invoice_owner"]
+    # Neither a str/int/required text field nor a required one: its schemas import no `Field`,
+    # `Annotated`, `model_validator` or `SkipJsonSchema` (ruff's F401 below).
+    added = backforge(
+        "add", "resource", "reminder", "--field", "customer:ref(customer)?",
+        "--field", "at:datetime?", "--no-install", cwd=project,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
     linted = subprocess.run(
         [str(RUFF), "check", "."], cwd=project, capture_output=True, text=True, check=False
     )
