@@ -8,7 +8,7 @@ organization with multi_tenant), so the variants of a set prove each scope. The 
 project's suite with the resources' own tests and the schemathesis test) then cover them too.
 
 The resource template is the checked template's own `resource/` folder (at the checked ref),
-committed once per run into backforge's resource cache (`resources.template`).
+committed once per run into backforge's resource cache (`backforge.resources.template`).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class ExampleResource:
     def command(self) -> str:
         """The `backforge add resource` command that adds it (to reproduce a failure)."""
         words = ["backforge", "add", "resource", self.name]
-        for option, values in (("--field", self.fields), ("--search", self.search)):
+        options = (("--field", self.fields), ("--search", self.search), ("--sort", self.sort))
+        for option, values in options:
             words += [part for value in values for part in (option, value)]
-        words += [part for value in self.sort for part in ("--sort", value)]
         return shlex.join([*words, "--no-install"])
 
 
