@@ -161,10 +161,10 @@ def test_full_tier_passes(vid: str, full_results: dict[str, VariantResult]) -> N
     gate = "Required test coverage of 90% reached"
     assert (gate in steps["pytest"].output) == (vid in COVERED), steps["pytest"].output[-2000:]
     assert tests >= 40, result.id
-    added = steps["add-resources"].seconds
+    adding = steps["add-resources"].seconds
     print(
         f"\n{result.id}: {tests} tests in {steps['pytest'].seconds:.1f}s, mypy "
-        f"{steps['mypy'].seconds:.1f}s, add-resources {added:.1f}s, all {result.seconds:.1f}s",
+        f"{steps['mypy'].seconds:.1f}s, add-resources {adding:.1f}s, all {result.seconds:.1f}s",
         end="",
     )
 
