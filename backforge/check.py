@@ -5,7 +5,9 @@ The **static** tier, for each variant: render (in-process, Copier), no leftover 
 (`steps.static`, `steps.openapi`). The **full** tier adds `uv sync`, `mypy --strict`, hadolint,
 the CI schema, the Alembic round trip and the project's own pytest suite against real servers
 (`steps.full`, `backforge.servers.ServerPool`); the variants of a run share mypy's cache of the
-installed packages, never of their own modules (`steps.full.SharedTypeCache`).
+installed packages, never of their own modules (`steps.full.SharedTypeCache`). With
+`CheckOptions.resources` the full tier adds two resources to each variant right after its render
+(`steps.resources`), so every later step checks them as well.
 
 What makes the static tier fast over hundreds of variants: files identical across variants are
 checked once (`steps.static.FileIndex`), and one shared environment with every variant's
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,7 @@ from backforge.steps.openapi import (
     project_dependencies,
     shared_environment,
 )
+from backforge.steps.resources import add_resources, cached_resource_template, example_resources
 from backforge.steps.results import (
     FULL_STEPS,
     STATIC_STEPS,
@@ -70,6 +74,7 @@ from backforge.steps.results import (
     VariantResult,
     exit_status,
     run_step,
+    tier_steps,
 )
 from backforge.steps.static import (
     PARALLEL_RENDER_MIN,
@@ -132,6 +137,10 @@ class CheckOptions:
     """Run the project's tests with its coverage gate (the project's own command), for every
     variant, none, or the variants whose answers the callable accepts. Without it the tests
     run in about half the time."""
+    resources: bool = False
+    """Full tier only: add two resources to each variant right after its render, as `backforge
+    add resource` does (`customer` with every field type, `invoice` referring to it; see
+    `steps.resources`), so that every later step checks them too (`add-resources` step)."""
 
 
 class _Run:
@@ -151,7 +160,7 @@ class _Run:
         self.root = root
         self.vcs_ref = effective_ref(template, options.vcs_ref)
         self.cache_dir = options.cache_dir or default_cache_dir()
-        self.steps = FULL_STEPS if tier == "full" else STATIC_STEPS
+        self.steps = tier_steps(tier, options.resources)
         self.total = len(variants) * len(self.steps)
         self.completed = 0
         self.failed_ids: set[str] = set()
@@ -243,9 +252,34 @@ class _Run:
             self.message = f"render {number}/{len(jobs)}: {variant.id}"
             self.record(variant, render_job(job))
 
+    def add_resources(self) -> None:
+        """The `add-resources` step of each rendered variant, one variant at a time (Copier)."""
+        self.phase("add-resources: the resource template")
+        try:
+            source = cached_resource_template(self.template, self.vcs_ref)
+        except StepFailed as error:
+            failed = StepResult(Step.ADD_RESOURCES, "failed", 0.0, error.output)
+            for variant in self.results:
+                self.record(variant, failed)
+            return
+        for number, variant in enumerate(self.results, start=1):
+            if not variant.ok:
+                self.record(variant, StepResult(Step.ADD_RESOURCES, "skipped"))
+                continue
+            self.message = f"add-resources {number}/{len(self.results)}: {variant.id}"
+            resources = example_resources(variant.answers)
+            action = partial(add_resources, self.paths[variant.id], resources, source)
+            self.record(variant, run_step(Step.ADD_RESOURCES, action))
+
     def static(self) -> None:
         self.render_all()
+        if self.options.resources:
+            self.add_resources()
         rendered = [v for v in self.results if v.ok]
+        for variant in self.results:
+            if not variant.ok:  # its render (or resources) failed: the static steps are skipped
+                for name in STATIC_STEPS[1:]:
+                    self.record(variant, StepResult(name, "skipped"))
         projects = {v.id: self.paths[v.id] for v in rendered}
         self.phase(f"indexing the files of {len(projects)} variants")
         if not projects:
@@ -452,6 +486,8 @@ def run_check(
     options = options or CheckOptions()
     if options.tier not in ("static", "full"):
         raise ValueError(f"unknown tier {options.tier!r}; expected static or full")
+    if options.resources and options.tier != "full":
+        raise ValueError("resources are added in the full tier only (tier='full')")
     temporary = options.work_dir is None
     root = options.work_dir or Path(tempfile.mkdtemp(prefix="backforge-check-"))
     root = root.resolve()

@@ -170,3 +170,55 @@ def test_full_tier_catches_a_migration_that_drifts_in_one_branch(
         ),
     )
     expect_only(results, "mysql", "migrations", ("alembic check", "modify_type"))
+
+
+def _template_copy(root: Path, *, resource: bool = True) -> Path:
+    """The template (and, with `resource`, its resource template) copied to `root`."""
+    root.mkdir()
+    shutil.copy2(REPO / "copier.yml", root / "copier.yml")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("template", "hooks", *(["resource"] if resource else [])):
+        shutil.copytree(REPO / folder, root / folder, ignore=ignore)
+    return root
+
+
+RESOURCE_VARIANT = "database=sqlite,auth=none,features=[],ci=none,docker=false"
+
+
+def test_with_resources_a_resource_that_fails_is_the_failed_add_resources_step(
+    tmp_path: Path, server_pool: ServerPool
+) -> None:
+    template = _template_copy(tmp_path / "template")
+    # A file of the resource template that cannot render without auth (an unknown name).
+    broken = template / "resource" / "template" / "app" / "broken.py.jinja"
+    broken.write_text("{% if auth == 'none' %}{{ no_such_answer }}{% endif %}\n", encoding="utf-8")
+    results = run_check(
+        str(template),
+        select(template, RESOURCE_VARIANT),
+        CheckOptions(tier="full", work_dir=tmp_path / "work", pool=server_pool, resources=True),
+    )
+    (result,) = results
+    assert exit_status(results) == 1
+    failed = result.failed
+    assert failed is not None
+    assert failed.name == "add-resources"
+    assert "resource 'customer' failed" in failed.output
+    assert "no_such_answer" in failed.output
+    assert "$ backforge add resource customer --field 'title:str(120)'" in failed.output
+    assert [step.status for step in result.steps] == ["passed", "failed"] + ["skipped"] * 11
+
+
+def test_with_resources_a_template_without_a_resource_template_fails_the_step(
+    tmp_path: Path, server_pool: ServerPool
+) -> None:
+    template = _template_copy(tmp_path / "template", resource=False)
+    results = run_check(
+        str(template),
+        select(template, RESOURCE_VARIANT),
+        CheckOptions(tier="full", work_dir=tmp_path / "work", pool=server_pool, resources=True),
+    )
+    (result,) = results
+    failed = result.failed
+    assert failed is not None
+    assert failed.name == "add-resources"
+    assert "has no resource template (resource/copier.yml)" in failed.output

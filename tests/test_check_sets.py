@@ -1,4 +1,13 @@
-"""`backforge check --tier static --set all` and `--tier full --set pairwise` pass on main.
+"""`backforge check --tier static --set all` and `--tier full --set pairwise --with-resources`
+pass on main.
+
+The full tier adds two resources to every pairwise variant (`customer` with every field type and,
+with auth=jwt, a user reference; `invoice` referring to it; `backforge.steps.resources`) before
+ruff, mypy --strict, the migrations round trip (`alembic upgrade heads` + `alembic check`) and
+the project's suite with the resources' tests and the schemathesis test: issue 26's proof for
+each database x auth (none, jwt, jwt + multi_tenant) x Redis features (with, without), pairwise
+(`test_pairwise_covers_database_auth_and_redis_pairwise`). It rides on the pairwise run, which
+installs every variant anyway, instead of projects of its own (each an install and a suite).
 
 Each variant is its own test item (`-k mysql-jwt` reruns one). The variants selected for a run
 are checked together, in one `run_check` per tier (files shared between variants are linted
@@ -15,10 +24,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from backforge.check import FULL_STEPS, CheckOptions, VariantResult, run_check
+from backforge.check import CheckOptions, VariantResult, run_check
 from backforge.cli import app
-from backforge.model import default_answers, select, variant_id
+from backforge.model import default_answers, select, variant_id, variant_of
 from backforge.servers import ServerPool
+from backforge.steps.results import tier_steps
 from backforge.steps.tools import passed_count
 
 pytestmark = pytest.mark.slow
@@ -78,6 +88,7 @@ def full_results(
                 work_dir=work,
                 pool=server_pool,
                 coverage=lambda answers: variant_id(answers, DEFAULTS) in COVERED,
+                resources=True,
             ),
         )
     )
@@ -112,19 +123,50 @@ def test_pairwise_covers_every_database() -> None:
     }
 
 
+def _auth(answers: Mapping[str, Any]) -> str:
+    if answers["auth"] == "none":
+        return "none"
+    return "jwt+multi_tenant" if answers.get("multi_tenant") else "jwt"
+
+
+def test_pairwise_covers_database_auth_and_redis_pairwise() -> None:
+    """Every pair of database, auth (none, jwt, jwt + multi_tenant) and Redis features (with,
+    without) is in the pairwise set that the full tier runs with resources (the set counts
+    the computed `redis` as a factor: no feature pair implies "no feature that needs Redis")."""
+    rows = [
+        (answers["database"], _auth(answers), variant_of(REPO, answers).needs_redis)
+        for answers in PAIRWISE.values()
+    ]
+    levels: list[set[object]] = [
+        {"sqlite", "postgresql", "mysql"},
+        {"none", "jwt", "jwt+multi_tenant"},
+        {True, False},
+    ]
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        wanted = {(a, b) for a in levels[i] for b in levels[j]}
+        assert {(row[i], row[j]) for row in rows} == wanted
+
+
 @pytest.mark.parametrize("vid", list(PAIRWISE))
 def test_full_tier_passes(vid: str, full_results: dict[str, VariantResult]) -> None:
     result = full_results[vid]
     assert result.ok, _failure(result)
-    assert [step.name for step in result.steps] == list(FULL_STEPS)
+    assert [step.name for step in result.steps] == list(tier_steps("full", resources=True))
     assert result.project is not None
+    for added in ("app/models/customer.py", "tests/test_customers.py", "tests/test_invoices.py"):
+        assert (result.project / added).is_file(), added
     assert not (result.project / ".venv").exists()  # dropped once the variant passed
     steps = {step.name: step for step in result.steps}
     tests = passed_count(steps["pytest"].output)
     gate = "Required test coverage of 90% reached"
     assert (gate in steps["pytest"].output) == (vid in COVERED), steps["pytest"].output[-2000:]
     assert tests >= 40, result.id
-    print(f"\n{result.id}: {tests} tests in {steps['pytest'].seconds:.1f}s", end="")
+    adding = steps["add-resources"].seconds
+    print(
+        f"\n{result.id}: {tests} tests in {steps['pytest'].seconds:.1f}s, mypy "
+        f"{steps['mypy'].seconds:.1f}s, add-resources {adding:.1f}s, all {result.seconds:.1f}s",
+        end="",
+    )
 
 
 SHARDED_SET = "sample:6:7"
@@ -157,3 +199,6 @@ def test_bad_usage_exits_2() -> None:
     assert runner.invoke(app, ["check", "--set", "nonsense"]).exit_code == 2
     assert runner.invoke(app, ["check", "--shard", "3/2"]).exit_code == 2
     assert runner.invoke(app, ["check", "--tier", "medium"]).exit_code == 2
+    static = runner.invoke(app, ["check", "--set", "preset:minimal", "--with-resources"])
+    assert static.exit_code == 2
+    assert "--with-resources needs --tier full" in static.output

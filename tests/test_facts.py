@@ -21,7 +21,7 @@ from backforge.errors import UsageError
 from backforge.model import select, variant_of
 from backforge.servers import INSTALL_HINTS, KINDS, SERVERS, ServerPool, ServiceKind, available
 from backforge.steps.full import Resources
-from backforge.steps.results import FULL_STEPS, STATIC_STEPS, Step
+from backforge.steps.results import FULL_STEPS, STATIC_STEPS, Step, tier_steps
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "backforge"
@@ -108,7 +108,9 @@ def test_bench_honours_vcs_ref() -> None:
 def test_step_names_are_said_once() -> None:
     assert all(isinstance(step, Step) for step in FULL_STEPS)
     assert FULL_STEPS[: len(STATIC_STEPS)] == STATIC_STEPS
-    assert [str(step) for step in Step] == [str(step) for step in FULL_STEPS]
+    every = tier_steps("full", resources=True)
+    assert [str(step) for step in Step] == [str(step) for step in every]
+    assert [step for step in every if step != Step.ADD_RESOURCES] == list(FULL_STEPS)
     quoted = re.compile(r"""(StepResult\(|step\(|_per_variant\(\s*index,)\s*["']""")
     for path in (PACKAGE / "check.py", PACKAGE / "steps" / "static.py"):
         assert not quoted.search(path.read_text(encoding="utf-8")), path.name

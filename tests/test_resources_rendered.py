@@ -19,22 +19,12 @@ from backforge.commands import uv_binary
 from backforge.render import render
 from backforge.resources.add import ResourcePlan
 from backforge.resources.project import alembic_heads
+from backforge.steps.resources import EVERY_FIELD_TYPE
 
 REPO = Path(__file__).resolve().parent.parent
 BACKFORGE = Path(sys.executable).parent / "backforge"
 RUFF = Path(sys.executable).parent / "ruff"
-TEN_FIELDS = [
-    "title:str(120)",
-    "notes:text?",
-    "count:int=0",
-    "amount:decimal(12,2)",
-    "paid:bool=false",
-    "due:date?",
-    "at:datetime",
-    "ext:uuid",
-    "status:enum(draft|sent|paid)=draft",
-    "buyer:ref(user)?",
-]
+TEN_FIELDS = [*EVERY_FIELD_TYPE, "buyer:ref(user)?"]
 
 
 @pytest.fixture

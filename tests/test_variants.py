@@ -659,3 +659,26 @@ def test_reproduce_command_keeps_an_override_equal_to_a_static_default(rich: Pat
         v.reproduce_command(v.resolve(rich, {"project_name": "Shop"}), str(rich))
     )
     assert data == {"project_name": "Shop"}  # the derived slug is left to its default
+
+
+REDIS_COMPUTED = """\
+    redis:
+      type: bool
+      when: false
+      default: "{{ features | select('in', ['cache', 'jobs']) | list | length > 0 }}"
+    """
+
+
+def test_pairwise_counts_a_computed_yes_no_as_a_factor(tmp_path: Path) -> None:
+    """`redis` (computed from the features) meets every database and auth, with both values,
+    although no pair of questions says "no feature that needs Redis"."""
+    template = make_template(tmp_path / "redis", copier_yml(extra=REDIS_COMPUTED))
+    rows = v.select(template, "pairwise")
+    seen = {
+        (row["database"], row["auth"], bool({"cache", "jobs"} & set(row["features"])))
+        for row in rows
+    }
+    for redis in (True, False):
+        assert {d for d, _, r in seen if r == redis} == {"sqlite", "postgresql", "mysql"}
+        assert {a for _, a, r in seen if r == redis} == {"jwt", "none"}
+    assert all("redis" not in row for row in rows)  # computed: never an answer of a variant

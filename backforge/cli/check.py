@@ -34,8 +34,18 @@ def check(
     ] = None,
     junit_file: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
     vcs_ref: VcsRefOption = None,
+    with_resources: Annotated[
+        bool,
+        typer.Option(
+            "--with-resources",
+            help="Full tier: add two resources (customer with every field type, invoice "
+            "referring to it) to each variant before its checks.",
+        ),
+    ] = False,
 ) -> None:
     """Render every variant of a set and prove it works (exit 1 if any fails)."""
+    if with_resources and tier != "full":
+        raise fail("--with-resources needs --tier full (resources are checked by the full tier)")
     try:
         source, ref, selected, _ = load_variants(template, set_, vcs_ref)
         if shard_:
@@ -49,7 +59,13 @@ def check(
     say(f"checking {len(selected)} variants ({set_}, {tier} tier, {jobs} jobs)")
     started = time.perf_counter()
     with progress_bar(console) as on_progress:
-        options = CheckOptions(tier=tier, jobs=jobs, on_progress=on_progress, vcs_ref=ref)
+        options = CheckOptions(
+            tier=tier,
+            jobs=jobs,
+            on_progress=on_progress,
+            vcs_ref=ref,
+            resources=with_resources,
+        )
         results = run_check(source, selected, options)
     print_report(results, console, seconds=time.perf_counter() - started)
     if json_file:

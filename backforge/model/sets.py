@@ -2,7 +2,8 @@
 
 - ``all``: every combination of the code questions' values that Copier accepts;
 - ``pairwise``: a small covering array in which every feasible pair of values of any two
-  questions (each multiselect choice counts as its own on/off question) appears;
+  questions (each multiselect choice counts as its own on/off question, and a computed yes/no
+  such as ``redis`` as a question of its own) appears;
 - ``presets`` / ``preset:NAME``: the named presets, trimmed to the current questions;
 - ``sample:N[:SEED]``: N variants drawn from ``all`` deterministically;
 - explicit answers: ``database=mysql,auth=jwt,features=[cache,jobs]`` (several separated by ``;``).
@@ -27,6 +28,7 @@ from backforge.model.questions import (
     RenderError,
     Template,
     VariantError,
+    Walk,
     load_template,
     same_value,
     validate_walk,
@@ -140,9 +142,13 @@ _Pair = tuple[int, int, int, int]  # factor i, value index, factor j > i, value 
 
 
 def _factors(tpl: Template) -> list[_Factor]:
+    """The factors whose pairs the pairwise set covers: each question with a finite set of
+    values, each choice of a multiselect, and each computed yes/no (`when: false`, such as
+    `redis`): the code branches on those as much as on a question, and a combination such as
+    "no feature that needs Redis" is not a pair of questions."""
     factors: list[_Factor] = []
     for q in tpl.questions:
-        if q.computed or not q.is_factor:
+        if not q.is_factor or (q.computed and q.type != "bool"):
             continue
         if q.multiselect:
             factors.extend(_Factor(q.name, c, (True, False)) for c in q.choices)
@@ -166,6 +172,16 @@ def _factor_levels(factors: Sequence[_Factor], variant: Mapping[str, Any]) -> li
         index = next((i for i, v in enumerate(factor.values) if same_value(v, value)), None)
         levels.append(index)
     return levels
+
+
+def _levels_of(tpl: Template, walk: Walk, factors: Sequence[_Factor]) -> list[int | None]:
+    """`_factor_levels` of a walked variant: its answers, and its computed factors' values."""
+    computed = {f.question for f in factors if tpl.by_name[f.question].computed}
+    seen = {
+        **walk.resolved,
+        **{name: walk.values[name] for name in computed if name in walk.values},
+    }
+    return _factor_levels(factors, seen)
 
 
 def _pairs_of(levels: Sequence[int | None]) -> set[_Pair]:
@@ -252,6 +268,14 @@ class _RowBuilder:
             return resolved
         q = questions[index]
         fids = self.by_question.get(q.name)
+        if fids and q.computed:  # a computed factor: its value follows from the answers so far
+            ctx = dict(ctx)
+            self.tpl.skip(q, ctx)
+            (fid,) = fids
+            level = _factor_levels([self.factors[fid]], {q.name: ctx.get(q.name, MISSING)})[0]
+            if fid in self.fixed and self.fixed[fid] != level:
+                return None
+            return self._visit(index + 1, ctx, {**levels, fid: level}, resolved)
         if not fids:
             ctx = dict(ctx)
             step = self.tpl.step(q, ctx, self.tpl.supplied_default(q))
@@ -333,7 +357,7 @@ def _pairwise(tpl: Template) -> list[dict[str, Any]]:
             walk = tpl.walk(row)  # the canonical, fully checked form of the row
             if walk.issues:
                 raise RuntimeError(f"pairwise row failed validation: {walk.issues}")
-            pairs = _pairs_of(_factor_levels(factors, walk.resolved))
+            pairs = _pairs_of(_levels_of(tpl, walk, factors))
             if (i, a, j, b) not in pairs:
                 raise RuntimeError(f"pairwise row {walk.resolved} misses its seed {(i, a, j, b)}")
             if best is None or len(pairs & uncovered) > len(best[1] & uncovered):
@@ -349,7 +373,7 @@ def _pairwise(tpl: Template) -> list[dict[str, Any]]:
     variants = [row for row, _ in rows] or _all(tpl)[:1]
     covered: set[_Pair] = set()
     for variant in variants:
-        covered |= _pairs_of(_factor_levels(factors, variant))
+        covered |= _pairs_of(_levels_of(tpl, tpl.walk(variant), factors))
     missing = set(targets) - infeasible - covered
     if missing:
         raise RuntimeError(f"pairwise set misses {len(missing)} feasible pairs")

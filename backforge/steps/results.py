@@ -27,6 +27,7 @@ class Step(StrEnum):
     """The one registry of step names: reports, JSON records and JUnit name steps by these."""
 
     RENDER = "render"
+    ADD_RESOURCES = "add-resources"
     NO_JINJA = "no-jinja"
     RUFF_CHECK = "ruff-check"
     RUFF_FORMAT = "ruff-format"
@@ -58,6 +59,13 @@ FULL_STEPS: Final = (
     Step.PYTEST,
 )
 """The steps of each tier, in the order they run."""
+
+
+def tier_steps(tier: Tier, resources: bool = False) -> tuple[Step, ...]:
+    """The steps of a tier, in order; `resources` (full tier only) adds the example resources
+    right after the render, so that every later step checks them too."""
+    steps = FULL_STEPS if tier == "full" else STATIC_STEPS
+    return (steps[0], Step.ADD_RESOURCES, *steps[1:]) if resources else steps
 
 
 def tail_of(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
