@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import copier
 import yaml
 from copier._jinja_ext import CopierTemplateLoader, YieldExtension
 from jinja2 import StrictUndefined
@@ -68,6 +69,12 @@ ITEMS_ANSWERS: Mapping[str, Any] = {
     "down_revisions": [],
 }
 PROJECT_ANSWERS = ("database", "auth", "multi_tenant", "features")
+# What the resource template renders for items' export job with `jobs`.
+EXPORTED = {
+    "app/services/item_export.py",
+    "app/dependencies/item_export.py",
+    "app/routers/items_exports.py",
+}
 
 
 @cache
@@ -154,3 +161,16 @@ def test_the_base_item_files_are_the_resource_template_rendered_for_items() -> N
     assert any("jobs" in v["features"] for v in variants)
     mismatches = _mismatches(variants)
     assert not mismatches, f"{len(mismatches)} differ; the first:\n{mismatches[0]}"
+
+
+def test_without_jobs_a_resource_renders_no_export(tmp_path: Path) -> None:
+    """The export files' conditional names, as Copier renders them: none without `jobs`, all
+    three with it (items' answers: the files the comparison above reads)."""
+    for features, expected in (([], set()), (["jobs"], EXPORTED)):
+        project = {"database": "sqlite", "auth": "none", "multi_tenant": False}
+        dest = tmp_path / ("jobs" if features else "plain")
+        data = {**ITEMS_ANSWERS, **project, "features": features}
+        copier.run_copy(str(RESOURCE), str(dest), data=data, defaults=True, unsafe=True, quiet=True)
+        rendered = {p.relative_to(dest).as_posix() for p in dest.rglob("*.py")}
+        assert "app/services/item.py" in rendered
+        assert {path for path in rendered if "export" in path} == expected, rendered
