@@ -27,6 +27,13 @@ BACK_OFF_SECONDS = 1.0
 RECONNECT_SECONDS = 1.0
 
 
+def channel_of(redis: RedisClient) -> str:
+    """The channel of this project's events. Pub/sub channels belong to the whole Redis server,
+    not to a database, so the name carries REDIS_URL's database: projects that share a server,
+    each with a database of its own (for their keys), never hear each other's events."""
+    return f"{CHANNEL}:{redis.database}"
+
+
 def scope_key(kind: str, value: object) -> str:
     """The name of the connections that share events: `owner:<id>`, `organization:<id>`, …"""
     return f"{kind}:{value}"
@@ -39,10 +46,10 @@ def encode(event_type: str, data: Mapping[str, Any]) -> str:
 class Events:
     """The process's publisher: services call `scoped(...).publish(...)` after a commit."""
 
-    def __init__(self, hub: Hub, redis: RedisClient | None, *, channel: str = CHANNEL) -> None:
+    def __init__(self, hub: Hub, redis: RedisClient | None, *, channel: str | None = None) -> None:
         self.hub = hub
         self.redis = redis
-        self.channel = channel
+        self.channel = channel or (CHANNEL if redis is None else channel_of(redis))
         self._skip_until = 0.0
         self._warned_at = -WARN_EVERY_SECONDS
 
@@ -97,10 +104,10 @@ class RedisRelay:
     revocations of the outage, so they reconnect, authenticate again and re-read.
     """
 
-    def __init__(self, redis: RedisClient, hub: Hub, *, channel: str = CHANNEL) -> None:
+    def __init__(self, redis: RedisClient, hub: Hub, *, channel: str | None = None) -> None:
         self.redis = redis
         self.hub = hub
-        self.channel = channel
+        self.channel = channel or channel_of(redis)
         self.connected = asyncio.Event()
         self._lost = False
         self._warned_at = -WARN_EVERY_SECONDS
