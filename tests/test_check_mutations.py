@@ -173,12 +173,15 @@ def test_full_tier_catches_a_migration_that_drifts_in_one_branch(
 
 
 def _template_copy(root: Path, *, resource: bool = True) -> Path:
-    """The template (and, with `resource`, its resource template) copied to `root`."""
+    """The template copied to `root`; without `resource`, resource/ is no Copier template (its
+    copier.yml is gone), though its files stay: the base's items are rendered from them."""
     root.mkdir()
     shutil.copy2(REPO / "copier.yml", root / "copier.yml")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("template", "hooks", *(["resource"] if resource else [])):
+    for folder in ("template", "hooks", "resource"):
         shutil.copytree(REPO / folder, root / folder, ignore=ignore)
+    if not resource:
+        (root / "resource" / "copier.yml").unlink()
     return root
 
 
