@@ -689,3 +689,17 @@ def test_version_in_a_copy_without_git(tmp_path: Path) -> None:
     version = package.removeprefix("backforge ")
     assert version.endswith(".dev0+unknown"), package
     assert template == f"template {version} (this copy, not a git repository: commit unknown)"
+
+
+def test_plain_messages_are_never_broken_at_the_console_width() -> None:
+    """`say` (update's "Updated DEST: template A → B", next steps' paths) keeps each message on
+    one line in a narrow console, so the line can be searched for and copied."""
+    message = "Updated /a/long/path/to/a/project: template 0.1.1.dev105+gd9b90b3.t1f7c96a2e860"
+    printed = subprocess.run(
+        [sys.executable, "-c", f"from backforge.cli.common import say; say({message!r})"],
+        env={**os.environ, "COLUMNS": "40"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert printed.stdout == message + "\n"

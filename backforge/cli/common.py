@@ -85,5 +85,6 @@ def warn(label: str, message: str) -> None:
 
 
 def say(message: str) -> None:
-    """Print plain text (escaped) to stdout."""
-    console.print(escape(message), highlight=False)
+    """Print plain text (escaped) to stdout, one line a line: never broken at the console's width
+    (a path or a version cut in two can't be searched for or copied)."""
+    console.print(escape(message), highlight=False, soft_wrap=True)
