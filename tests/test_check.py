@@ -470,7 +470,7 @@ def test_static_tier_passes_for_a_sample_of_the_real_template(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run loop on real variants: parallel renders, progress, results in order. A sample of
-    24: the static tier over every variant of `all` runs once, in test_check_sets.py."""
+    24: the static tier over the `3wise` set runs once, in test_check_sets.py."""
     monkeypatch.setattr(check, "PARALLEL_RENDER_MIN", 2)  # render in worker processes
     variants = select(REPO, "sample:24:5")
     assert len(variants) == 24
