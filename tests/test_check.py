@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import copier._user_data
+import copier._vcs
 import pytest
+import yaml
 from rich.console import Console
 
 from backforge import check, report
@@ -346,6 +348,35 @@ def test_static_renders_merge_the_answers_once_per_render(
         render_variant(snapshot, tmp_path / "fast", answers, tasks=False)
     assert plain > 1000
     assert merges[0] < 100, f"{merges[0]} merges of the answers (plain Copier: {plain})"
+
+
+def test_static_renders_run_no_git_and_read_copier_yml_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain Copier ran three git processes per render to learn that the snapshot is no
+    repository, and parsed copier.yml for every render."""
+    counts = collections.Counter[str]()
+    get_git, load_all = copier._vcs.get_git, yaml.load_all
+
+    def counting_git(*args: Any, **kwargs: Any) -> Any:
+        counts["git"] += 1
+        return get_git(*args, **kwargs)
+
+    def counting_load_all(*args: Any, **kwargs: Any) -> Any:
+        counts["yaml"] += 1
+        return load_all(*args, **kwargs)
+
+    monkeypatch.setattr(copier._vcs, "get_git", counting_git)
+    monkeypatch.setattr(yaml, "load_all", counting_load_all)
+    snapshot = template_snapshot(str(REPO), "HEAD", tmp_path)
+    assert snapshot is not None
+    variants = select(REPO, "database=mysql;database=sqlite,auth=none")
+    counts.clear()  # the snapshot's clone and `select` ran git and read copier.yml
+    for number, answers in enumerate(variants):
+        with static_renders():
+            render_variant(snapshot, tmp_path / f"fast{number}", answers, tasks=False)
+        assert (tmp_path / f"fast{number}" / "app" / "main.py").is_file()
+    assert counts == {"yaml": 1}
 
 
 # ---------------------------------------------------------------------------------------------
