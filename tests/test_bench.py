@@ -228,6 +228,7 @@ def test_the_table_stays_readable_in_80_columns() -> None:
         ],
     )
     side.count_cache(999, 1)
+    assert side.cache_per_request == pytest.approx((999 / 123_450, 1 / 123_450))
     console = Console(width=80, record=True, file=io.StringIO())
     print_result(result, console)
     text = console.export_text()
@@ -243,7 +244,8 @@ def test_the_table_stays_readable_in_80_columns() -> None:
     assert "12.5" in text  # database round trips per request
     assert "pg_stat_statements" in text  # what the round trips count
     flat = " ".join(text.split())
-    assert "get_item 1.00" in flat  # the cache hit ratio, with the endpoint's name
+    # Redis lookups per request (side made 12,345 x 10 requests), then the hit ratio.
+    assert "get_item 0.01 hits + 0.00 misses (1.00)" in flat
     assert "app 1,234.5 ms (steady 12.2 ms), floor 8.5 ms (steady 2.0 ms)" in flat
     assert "database connect 3.2 ms" in flat
     assert "a [bracketed] note" in text
@@ -311,14 +313,16 @@ def test_a_slow_first_request_misses_its_target() -> None:
 
 
 def test_the_cache_hit_ratio_sums_the_rounds() -> None:
-    side = SideResult()
+    side = SideResult([Round(stats(10, 1, 2), None)])  # 100 requests
     assert side.cache_hit_ratio is None  # not counted: no Redis
+    assert side.cache_per_request is None
     side.count_cache(0, 0)
     assert side.cache_hit_ratio is None  # nothing looked up
     side.count_cache(90, 10)
     side.count_cache(99, 1)
     assert (side.cache_hits, side.cache_misses) == (189, 11)
     assert side.cache_hit_ratio == pytest.approx(189 / 200)
+    assert side.cache_per_request == pytest.approx((1.89, 0.11))
     assert side.to_dict()["cache_hit_ratio"] == pytest.approx(0.945)
 
 
@@ -539,7 +543,7 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert "app/floor" in result.output
     assert "cold start" in result.output
     assert "first get_item after launch" in result.output
-    assert "cache hit ratio" in result.output
+    assert "Redis keyspace lookups per app request" in result.output
     document: dict[str, Any] = json.loads(out.read_text())
     assert document["format"] == 2
     assert document["settings"]["connections"] == [8]

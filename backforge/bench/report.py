@@ -69,17 +69,7 @@ def print_result(result: BenchResult, console: Console) -> None:
                         end_section=side == "floor",
                     )
             console.print(table)
-            hits = [
-                f"{e.endpoint.name} {ratio:.2f}"
-                for e in variant.at(connections)
-                if (ratio := e.app.cache_hit_ratio) is not None
-            ]
-            if hits:
-                console.print(
-                    "cache hit ratio (Redis keyspace hits / lookups over the app's measured "
-                    f"rounds): {', '.join(hits)}",
-                    highlight=False,
-                )
+            _print_cache_lookups(variant, connections, console)
         console.print(
             f"cold start (launch to first /health 200, median of {COLD_STARTS}): "
             f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s",
@@ -94,6 +84,23 @@ def print_result(result: BenchResult, console: Console) -> None:
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for line in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False)
+
+
+def _print_cache_lookups(variant: VariantBench, connections: int, console: Console) -> None:
+    """Redis keyspace hits and misses per app request, by endpoint (variants with Redis)."""
+    lookups = []
+    for e in variant.at(connections):
+        counted = e.app.cache_per_request
+        if counted is not None and any(counted):
+            hits, misses = counted
+            ratio = e.app.cache_hit_ratio or 0.0
+            lookups.append(f"{e.endpoint.name} {hits:.2f} hits + {misses:.2f} misses ({ratio:.2f})")
+    if lookups:
+        console.print(
+            "cache: Redis keyspace lookups per app request over the measured rounds "
+            f"(hit ratio): {'; '.join(lookups)}",
+            highlight=False,
+        )
 
 
 def _print_first_requests(variant: VariantBench, console: Console) -> None:

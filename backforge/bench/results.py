@@ -112,6 +112,13 @@ class SideResult:
         self.cache_misses = (self.cache_misses or 0) + misses
 
     @property
+    def cache_per_request(self) -> tuple[float, float] | None:
+        """Redis keyspace hits and misses per request of the measured rounds."""
+        if self.cache_hits is None or self.cache_misses is None or not self.requests:
+            return None
+        return self.cache_hits / self.requests, self.cache_misses / self.requests
+
+    @property
     def cache_hit_ratio(self) -> float | None:
         if self.cache_hits is None or self.cache_misses is None:
             return None
