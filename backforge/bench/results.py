@@ -15,7 +15,9 @@ from backforge.bench.wrk import WrkStats
 
 COLD_STARTS = 3
 """Launches timed per server; the median is reported (the first, unmeasured, warms the caches).
-Each launch is followed by the first request it serves (`FIRST_REQUEST_ENDPOINT`), timed too."""
+Each launch is followed by the first two requests it serves (`FIRST_REQUEST_ENDPOINT`), timed
+too: work a request leaves behind after its answer (such as building the OpenAPI document) is felt
+by the next one."""
 STEADY_REQUESTS = 20
 """Sequential requests to a warm server whose median latency is the first request's yardstick."""
 
@@ -194,14 +196,25 @@ class EndpointResult:
 
 @dataclass(frozen=True)
 class FirstRequest:
-    """One server's first request after a launch (median over the timed launches) and the same
-    request's steady latency on the warm server (median of STEADY_REQUESTS sequential ones)."""
+    """One server's first and second requests after a launch (medians over the timed launches)
+    and the same request's steady latency on the warm server (median of STEADY_REQUESTS
+    sequential ones)."""
 
     first_ms: float
+    second_ms: float
     steady_ms: float
 
+    @property
+    def slowest_ms(self) -> float:
+        """What the first users after a launch wait at most: the slower of the two."""
+        return max(self.first_ms, self.second_ms)
+
     def to_dict(self) -> dict[str, float]:
-        return {"first_ms": self.first_ms, "steady_p50_ms": self.steady_ms}
+        return {
+            "first_ms": self.first_ms,
+            "second_ms": self.second_ms,
+            "steady_p50_ms": self.steady_ms,
+        }
 
 
 @dataclass
@@ -283,10 +296,10 @@ class VariantBench:
             limit = FIRST_REQUEST_OVER_STEADY * self.app_first.steady_ms + connect
             checks.append(
                 Target(
-                    f"first {FIRST_REQUEST_ENDPOINT.name} after launch <= "
+                    f"first {FIRST_REQUEST_ENDPOINT.name}s after launch <= "
                     f"{FIRST_REQUEST_OVER_STEADY:g} x steady p50 + database connect (app)",
-                    self.app_first.first_ms <= limit,
-                    f"{self.app_first.first_ms:.1f} ms vs {limit:.1f} ms",
+                    self.app_first.slowest_ms <= limit,
+                    f"{self.app_first.slowest_ms:.1f} ms vs {limit:.1f} ms",
                 )
             )
         return checks
