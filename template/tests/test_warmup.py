@@ -8,7 +8,7 @@ from tests.support.database import run_in_new_interpreter
 pytestmark = pytest.mark.anyio
 
 FIRST_REQUEST = """
-import asyncio, json, os, sys, uuid
+import asyncio, json, sys, uuid
 
 import fastapi.routing
 from httpx import ASGITransport, AsyncClient
@@ -16,9 +16,7 @@ from httpx import ASGITransport, AsyncClient
 from app.core.config import Settings
 from app.main import create_app
 
-app = create_app(
-    Settings(_env_file=None, environment="test", database_url=os.environ["DATABASE_URL"])
-)
+app = create_app(Settings(_env_file=None, environment="test"))  # DATABASE_URL: the test's
 built = []
 build = fastapi.routing.get_dependant
 
