@@ -580,7 +580,9 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
             trips = measured["round_trips_per_request"]
             if endpoint["name"] == "health":
                 assert trips == 0, (side, trips)  # no database work at all
-            elif (endpoint["name"], side) != ("get_item", "app"):  # cached: a target, not a fact
+            elif side == "floor" or endpoint["name"] == "create_item":
+                # The app's reads come from the cache (with its principal cache, none reaches the
+                # database): 0 trips is a target there, not a fact to assert.
                 assert trips >= 1, (endpoint["name"], side, trips)
             if side == "floor":
                 assert measured["cache_hits"] is None  # counted around the app's rounds only
