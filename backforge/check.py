@@ -54,6 +54,7 @@ from backforge.steps.full import (
     migrations_round_trip,
     project_pytest,
 )
+from backforge.steps.kubernetes import kubernetes_variants
 from backforge.steps.openapi import (
     OpenAPIRunner,
     default_cache_dir,
@@ -296,6 +297,9 @@ class _Run:
             self.batch(rendered, "ruff format", lambda: ruff_format_layers(index, layout), layers)
             pyc = self.root / "pyc"
             self.batch(rendered, Step.COMPILE, lambda: byte_compile_files(index, pyc))
+            self.batch(
+                rendered, Step.KUBERNETES, lambda: kubernetes_variants(projects, index.files)
+            )
             self.phase("building the shared environment (uv)")
             pythons = venv.result()
         self.openapi(rendered, pythons, preload_modules(index))

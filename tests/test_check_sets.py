@@ -119,6 +119,7 @@ def test_static_tier_passes(vid: str, static_results: dict[str, VariantResult]) 
         "ruff-check",
         "ruff-format",
         "compile",
+        "kubernetes",
         "openapi",
     ]
 

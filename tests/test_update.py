@@ -971,3 +971,24 @@ def test_cli_update_names_an_invalid_database_before_the_refusal(project: Path) 
     text = " ".join(result.output.split())
     assert "database: 'oracle' is not in the values it accepts" in text
     assert "cannot change" not in text
+
+
+def test_switching_kubernetes_on_later_brings_the_manifests(
+    repo: TemplateRepo, tmp_path: Path
+) -> None:
+    """A project made without kubernetes gets deploy/kubernetes/ when it switches it on, exactly
+    as a fresh render with the answer has it."""
+    before = {"database": "postgresql", "features": ["jobs"]}
+    project = render_at(repo, tmp_path / "shop", OLD, before)
+    assert not (project / "deploy").exists()
+    result = update(project, data={"kubernetes": True})
+    assert result.ok, result.conflicts
+    assert answers_of(project)["kubernetes"] is True
+    for relative in (
+        "base/kustomization.yaml",
+        "base/worker.yaml",
+        "overlays/production/kustomization.yaml",
+    ):
+        assert (project / "deploy/kubernetes" / relative).is_file(), relative
+    fresh = render_at(repo, tmp_path / "fresh", NEW, {**before, "kubernetes": True})
+    assert_same_tree(project, fresh)

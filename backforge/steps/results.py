@@ -32,6 +32,7 @@ class Step(StrEnum):
     RUFF_CHECK = "ruff-check"
     RUFF_FORMAT = "ruff-format"
     COMPILE = "compile"
+    KUBERNETES = "kubernetes"
     OPENAPI = "openapi"
     UV_SYNC = "uv-sync"
     MYPY = "mypy"
@@ -47,6 +48,7 @@ STATIC_STEPS: Final = (
     Step.RUFF_CHECK,
     Step.RUFF_FORMAT,
     Step.COMPILE,
+    Step.KUBERNETES,
     Step.OPENAPI,
 )
 FULL_STEPS: Final = (
