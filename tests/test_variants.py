@@ -191,6 +191,15 @@ def frozen(answers: Mapping[str, Any]) -> tuple[Any, ...]:
 Level = tuple[str, Any]  # (factor name, value); a multiselect choice is "features.cache"
 
 
+def kubernetes_allows(levels: Iterable[Level]) -> bool:
+    """copier.yml's rules for `kubernetes`, the one free factor with rules of its own: asked only
+    with docker (absent, so no level, without it), refused with sqlite."""
+    values = dict(levels)
+    if "kubernetes" in values and values.get("docker") is False:
+        return False
+    return not (values.get("kubernetes") is True and values.get("database") == "sqlite")
+
+
 def factor_space(template: Path) -> dict[str, list[Any]]:
     """Every question with choices or a bool type; each multiselect choice as on/off."""
     space: dict[str, list[Any]] = {}
@@ -398,7 +407,8 @@ def test_pairwise_covers_every_feasible_pair_of_the_real_copier_yml() -> None:
     rows = v.select(REPO, "pairwise")
     # Feasible pairs: those of the `all` variants (code questions, `when` and validators
     # applied), each code level with every value of the other factors, and those factors'
-    # pairs among themselves (they have neither `when` rules nor validators).
+    # pairs among themselves (they have neither `when` rules nor validators, except kubernetes:
+    # `kubernetes_allows`).
     code_levels: set[Level] = set()
     feasible: set[tuple[Level, Level]] = set()
     for variant in v.select(REPO, "all"):
@@ -412,6 +422,7 @@ def test_pairwise_covers_every_feasible_pair_of_the_real_copier_yml() -> None:
     feasible |= pairs_of(other_levels) | {
         pair for a in code_levels for b in other_levels for pair in pairs_of({a, b})
     }
+    feasible = {pair for pair in feasible if kubernetes_allows(pair)}
     covered: set[tuple[Level, Level]] = set()
     for row in rows:
         assert v.validate(REPO, row) == []
@@ -535,7 +546,7 @@ def feasible_triples(template: Path) -> set[Triple]:
         for a in code_tuples(size) if size else {()}:
             for b in free_tuples(3 - size):
                 triples.add(cast(Triple, canonical((*a, *b))))
-    return triples
+    return {triple for triple in triples if kubernetes_allows(triple)}
 
 
 def missing_triples(
