@@ -154,7 +154,9 @@ def check_data(
                 problems.append(str(exc))
     if not problems:
         walk = questions.walk({**(context or {}), **checked})
-        problems += [not_asked(questions, name) for name in walk.dead if name in checked]
+        problems += [
+            not_asked(questions, name, walk, checked[name]) for name in walk.dead if name in checked
+        ]
     if problems:
         raise UsageError("\n".join(problems))
     return checked

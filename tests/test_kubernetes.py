@@ -266,7 +266,7 @@ def test_identical_manifests_are_checked_once(jobs_project: Path, tmp_path: Path
 @pytest.mark.parametrize(
     ("answers", "message"),
     [
-        (["-d", "docker=false"], "kubernetes"),
+        (["-d", "docker=false"], "kubernetes needs docker"),
         (["-d", "database=sqlite"], "kubernetes needs a database server"),
     ],
     ids=["without-docker", "sqlite"],
@@ -292,3 +292,35 @@ def test_plain_copier_names_the_fix_when_kubernetes_is_set_without_docker(tmp_pa
         )
     assert "set docker=true, or kubernetes=false" in str(caught.value)
     assert not (tmp_path / "shop").exists()
+
+
+@needs_kustomize
+def test_the_readme_gives_the_rollout_sequence_and_its_selector_picks_config_and_job(
+    jobs_project: Path, production: list[Manifest]
+) -> None:
+    readme = (jobs_project / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Kubernetes", 1)[1].split("\n## ", 1)[0]
+    steps = [
+        "create secret generic shop-secrets --from-env-file=",
+        "delete job shop-migrate --ignore-not-found",
+        "kubectl apply -k $OVERLAY -l 'app.kubernetes.io/component in (config,migrate)'",
+        "wait --for=condition=complete job/shop-migrate",
+        "kubectl apply -k $OVERLAY\n",
+        "rollout status deployment/shop-api",
+    ]
+    positions = [section.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), positions
+    assert "PROMETHEUS_MULTIPROC_DIR" in section and "ServiceMonitor" in section
+    first = {
+        d["kind"]
+        for d in production
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") in ("config", "migrate")
+    }
+    assert first == {"ConfigMap", "Job"}  # what the migration Job needs, and nothing that serves
+
+
+def test_a_project_without_kubernetes_has_no_manifests_nor_section(root: str) -> None:
+    dest = Path(root) / "no-k8s"
+    render(str(REPO), dest, {"project_name": "Shop", "database": "postgresql"}, vcs_ref="HEAD")
+    assert not (dest / "deploy").exists()
+    assert "### Kubernetes" not in (dest / "README.md").read_text(encoding="utf-8")

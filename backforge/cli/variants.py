@@ -52,7 +52,7 @@ def variants(
         records = [{"id": vid, **answers} for vid, answers in zip(ids, found, strict=True)]
         typer.echo(json.dumps(records, indent=2, sort_keys=True))
         return
-    columns = [name for name in (*CODE_QUESTIONS, "ci", "docker") if name in defaults]
+    columns = [name for name in (*CODE_QUESTIONS, "ci", "docker", "kubernetes") if name in defaults]
     table = Table(title=escape(f"{len(found)} variants ({set_})"))
     table.add_column("id", style="bold", no_wrap=True)
     for column in columns:

@@ -606,12 +606,21 @@ def closest_hint(name: str, asked: Sequence[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"questions: {', '.join(asked)}"
 
 
-def not_asked(tpl: Template, name: str) -> str:
-    """Why the answer to `name` is refused when its `when` rule is false with the answers given."""
-    return (
-        f"{name}: not asked with these answers (when: {tpl.by_name[name].when}); "
-        "drop it or change the answers it depends on"
-    )
+def not_asked(tpl: Template, name: str, walk: Walk, answer: Any) -> str:
+    """Why the answer to `name` is refused when its `when` rule is false with the answers given:
+    the rule, and what the question's own validator says of that answer, when it says something
+    (Copier runs it for such an answer too: `kubernetes needs docker: ...`)."""
+    question = tpl.by_name[name]
+    reason = ""
+    if question.validator:
+        try:
+            reason = tpl.env.render(
+                question.validator, {**walk.values, name: answer}, f"{name}: validator"
+            ).strip()
+        except RenderError:
+            reason = ""  # the answer is refused anyway; the `when` rule says why
+    fix = f": {reason}" if reason else "; drop it or change the answers it depends on"
+    return f"{name}: not asked with these answers (when: {question.when}){fix}"
 
 
 def validate_walk(tpl: Template, answers: Mapping[str, Any]) -> tuple[list[str], Walk]:
@@ -624,7 +633,7 @@ def validate_walk(tpl: Template, answers: Mapping[str, Any]) -> tuple[list[str],
         elif question.computed:
             errors.append(f"{name}: a computed value (when: false), not a question to answer")
     walk = tpl.walk(answers)
-    errors.extend(not_asked(tpl, name) for name in walk.dead)
+    errors.extend(not_asked(tpl, name, walk, answers[name]) for name in walk.dead)
     errors.extend(issue.message for issue in walk.issues)
     return errors, walk
 

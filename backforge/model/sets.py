@@ -59,6 +59,7 @@ PRESETS: Final[Mapping[str, Mapping[str, Any]]] = {
         "auth": "jwt",
         "multi_tenant": True,
         "features": ALL_CHOICES,
+        "kubernetes": True,
     },
 }
 """Named variants. Answers that the current copier.yml does not offer are dropped when used."""
