@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -324,3 +325,26 @@ def test_a_project_without_kubernetes_has_no_manifests_nor_section(root: str) ->
     render(str(REPO), dest, {"project_name": "Shop", "database": "postgresql"}, vcs_ref="HEAD")
     assert not (dest / "deploy").exists()
     assert "### Kubernetes" not in (dest / "README.md").read_text(encoding="utf-8")
+
+
+UVICORN_SETTINGS = {"FORWARDED_ALLOW_IPS"}  # read by uvicorn itself (a setting with rate_limit)
+
+
+def test_every_configured_key_is_a_setting_of_the_app(root: str) -> None:
+    """config.env and secret.env.example name only the app's settings (or uvicorn's): a key
+    spelled wrong would be ignored (extra="ignore") and the default would run in production."""
+    project = rendered(root, "mysql", ("cache", "jobs", "email", "metrics", "sentry"))
+    config_py = (project / "app" / "core" / "config.py").read_text(encoding="utf-8")
+    fields = {name.upper() for name in re.findall(r"^    (\w+): ", config_py, re.MULTILINE)}
+    deploy = project / k8s.DEPLOY_DIR
+    for relative in ("base/config.env", "secret.env.example"):
+        keys = {
+            line.split("=", 1)[0]
+            for line in (deploy / relative).read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")
+        }
+        assert keys, relative
+        assert keys - fields - UVICORN_SETTINGS == set(), relative
+    secret = (deploy / "secret.env.example").read_text(encoding="utf-8")
+    for key in ("SECRET_KEY", "DATABASE_URL=mysql://", "REDIS_URL", "SMTP_PASSWORD", "SENTRY_DSN"):
+        assert key in secret, key
