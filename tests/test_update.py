@@ -471,6 +471,7 @@ def test_invalid_answers_are_refused_and_the_project_is_unchanged(
         pytest.param({"multi_tenant": True}, {"multi_tenant": False}, "multi_tenant", id="mt-off"),
         pytest.param({"multi_tenant": True}, {"auth": "none"}, "auth", id="auth-off-with-mt"),
         pytest.param({"features": ["email"]}, {"features": []}, "features", id="email-off"),
+        pytest.param({"features": ["billing"]}, {"features": []}, "features", id="billing-off"),
     ],
 )
 def test_answers_that_cannot_change_are_refused_before_anything_is_written(
@@ -516,6 +517,7 @@ def test_cli_refuses_a_database_change_with_exit_2(project: Path) -> None:
         ({"auth": "jwt", "features": ["email"]}, {"features": ["jobs", "email"]}, []),
         ({"auth": "jwt", "features": ["cache"]}, {"features": []}, []),
         ({"auth": "none", "features": ["email"]}, {"features": []}, []),  # no revision to lose
+        ({"auth": "jwt", "features": ["billing", "cache"]}, {"features": ["cache"]}, ["features"]),
     ],
 )
 def test_refused_answer_changes_names_each_refused_answer(
