@@ -821,6 +821,31 @@ def test_adding_email_brings_its_revision_and_keeps_every_edit(project: Path) ->
     assert not list(project.rglob("*.rej"))
 
 
+def test_adding_billing_brings_its_revision_and_leaves_the_applied_ones(project: Path) -> None:
+    """`-d 'features=[billing]'` brings billing and its own revision (`billing_0001`, after
+    `auth_0001`); the revisions the database may have applied are untouched."""
+    folder = project / "migrations/versions"
+    versions = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+
+    result = update(project, data={"features": ["billing"]})
+
+    assert result.ok, result.conflicts
+    assert answers_of(project)["features"] == ["billing"]
+    after = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+    assert {name: after.get(name) for name in versions} == versions
+    assert set(after) - set(versions) == {"billing_0001_billing.py"}
+    assert (
+        'down_revision: str | None = "auth_0001"'
+        in (folder / "billing_0001_billing.py").read_text()
+    )
+    assert (project / "app/billing/plans.py").is_file()
+    assert (project / "app/routers/billing.py").is_file()
+    assert '"stripe[async]>=' in (project / "pyproject.toml").read_text()
+    assert "STRIPE_WEBHOOK_SECRET=" in (project / ".env.example").read_text()
+    assert not (project / "app/core/redis.py").exists()  # billing needs no Redis
+    assert not list(project.rglob("*.rej"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Installing: uv lock and uv sync after a clean update, nothing committed
 # ---------------------------------------------------------------------------------------------
