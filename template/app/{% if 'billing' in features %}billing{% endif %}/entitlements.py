@@ -7,11 +7,18 @@ it was first seen; anything else (`canceled`, `unpaid`, `incomplete`, `incomplet
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from http import HTTPStatus
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.billing.plans import FREE, PLANS, Plan
+from app.core.errors import DomainError
+from app.core.scope import Scope, ScopeKind
+from app.db.types import utcnow
 from app.models.billing import BillingAccount
+from app.repositories.billing import BillingRepository
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +62,48 @@ def effective_plan(
         if end is not None and now >= end:
             return FREE
     return catalogue.plan_of(account.price_id)
+
+
+class PlanLimitError(DomainError):
+    """The account's plan does not allow this: a 402 naming the plan and the limit."""
+
+    status = HTTPStatus.PAYMENT_REQUIRED
+
+    def __init__(self, plan: Plan, limit: str, allowed: int) -> None:
+        super().__init__(f"plan {plan.key!r} allows {allowed} ({limit}); upgrade to create more")
+
+
+class Billing:
+    """What the plan of a scope's billable account allows: services ask `check_limit`.
+
+    The billable scope kind is the organization's with multi_tenant, else the owner's; rows of
+    another kind (the project's, everyone's) belong to no account and have no limit."""
+
+    def __init__(self, catalogue: Catalogue, grace: timedelta, billable: ScopeKind) -> None:
+        self.catalogue = catalogue
+        self.grace = grace
+        self.billable = billable
+
+    async def plan_of(self, session: AsyncSession, scope: Scope) -> Plan | None:
+        """The plan of the scope's account now; None for a scope no account pays for."""
+        if scope.kind != self.billable or scope.id is None:
+            return None
+        account = await BillingRepository(session).get_account(scope.id)
+        return effective_plan(account, self.catalogue, utcnow(), self.grace)
+
+    async def check_limit(
+        self,
+        session: AsyncSession,
+        scope: Scope,
+        limit: str,
+        count: Callable[[], Awaitable[int]],
+    ) -> None:
+        """`PlanLimitError` when the scope already holds as many as its plan's `limit` allows.
+
+        A soft limit: two creations at once at the limit may both pass."""
+        plan = await self.plan_of(session, scope)
+        if plan is None:
+            return
+        allowed = plan.limit(limit)
+        if allowed is not None and await count() >= allowed:
+            raise PlanLimitError(plan, limit, allowed)

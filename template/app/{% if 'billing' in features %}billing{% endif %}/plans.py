@@ -24,7 +24,7 @@ class Plan:
         return self.limits.get(name)
 
 
-FREE = Plan("free", limits=MappingProxyType({"items.max": 100}))
+FREE = Plan("free", limits=MappingProxyType({"items.max": 1_000}))
 
 PLANS: Mapping[str, Plan] = MappingProxyType(
     {
