@@ -34,6 +34,7 @@ class RateLimitMiddleware:
         trusted: tuple[Network, ...],
         user_of: UserOfToken | None,
         api_keys: bool = False,
+        exempt: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.policy = policy
@@ -41,10 +42,12 @@ class RateLimitMiddleware:
         self.trusted = trusted
         self.user_of = user_of
         self.api_keys = api_keys
+        # Paths never counted: a caller that retries on its own schedule (a webhook sender).
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] not in WEB or not path.startswith(self.prefix):
+        if scope["type"] not in WEB or not path.startswith(self.prefix) or path in self.exempt:
             await self.app(scope, receive, send)
             return
         limits: RateLimits = scope["app"].state.rate_limits
