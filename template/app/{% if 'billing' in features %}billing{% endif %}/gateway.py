@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-STRIPE_DEADLINE_SECONDS = 1.8
-"""The longest a request waits for Stripe (the outage answer comes within 2 s)."""
+STRIPE_DEADLINE_SECONDS = 1.5
+"""The longest a request waits for Stripe: the outage answer (503) comes within 2 s, the
+request's other work (authentication, the account's row) included."""
 WEBHOOK_TOLERANCE_SECONDS = 300
 """A signature older than this is refused (a replayed delivery), as Stripe's own libraries do."""
 
