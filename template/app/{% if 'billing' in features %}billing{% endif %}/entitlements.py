@@ -7,6 +7,7 @@ it was first seen; anything else (`canceled`, `unpaid`, `incomplete`, `incomplet
 """
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -73,6 +74,15 @@ class PlanLimitError(DomainError):
         super().__init__(f"plan {plan.key!r} allows {allowed} ({limit}); upgrade to create more")
 
 
+class PlanFeatureError(DomainError):
+    """The account's plan does not include a feature: a 402 naming the plan and the feature."""
+
+    status = HTTPStatus.PAYMENT_REQUIRED
+
+    def __init__(self, plan: Plan, feature: str) -> None:
+        super().__init__(f"plan {plan.key!r} does not include {feature}; upgrade to use it")
+
+
 class Billing:
     """What the plan of a scope's billable account allows: services ask `check_limit`.
 
@@ -107,3 +117,10 @@ class Billing:
         allowed = plan.limit(limit)
         if allowed is not None and await count() >= allowed:
             raise PlanLimitError(plan, limit, allowed)
+
+    async def require(self, session: AsyncSession, account_id: uuid.UUID, feature: str) -> None:
+        """`PlanFeatureError` unless the account's plan now includes `feature`."""
+        account = await BillingRepository(session).get_account(account_id)
+        plan = effective_plan(account, self.catalogue, utcnow(), self.grace)
+        if feature not in plan.features:
+            raise PlanFeatureError(plan, feature)
