@@ -18,6 +18,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from backforge.bench import (
+    DEFAULT_SET,
     ENDPOINTS,
     WRK_INSTALL_HINT,
     BenchResult,
@@ -40,9 +41,11 @@ from backforge.bench import (
     run_bench,
 )
 from backforge.bench.processes import UvicornServer
+from backforge.bench.results import FirstRequest
 from backforge.cli import app
 from backforge.cli.bench import parse_connections
 from backforge.errors import UsageError
+from backforge.model import select, variant_id
 from backforge.servers import available
 
 runner = CliRunner()
@@ -218,9 +221,14 @@ def test_the_table_stays_readable_in_80_columns() -> None:
                     for endpoint in ENDPOINTS
                 ],
                 notes=["a [bracketed] note"],
+                app_first=FirstRequest(1234.5, 456.5, 12.25),
+                floor_first=FirstRequest(8.5, 3.0, 2.0),
+                database_connect_ms=3.25,
             )
         ],
     )
+    side.count_cache(999, 1)
+    assert side.cache_per_request == pytest.approx((999 / 123_450, 1 / 123_450))
     console = Console(width=80, record=True, file=io.StringIO())
     print_result(result, console)
     text = console.export_text()
@@ -234,7 +242,97 @@ def test_the_table_stays_readable_in_80_columns() -> None:
     assert "12,345" in text
     assert "118.50" in text
     assert "12.5" in text  # database round trips per request
+    assert "pg_stat_statements" in text  # what the round trips count
+    flat = " ".join(text.split())
+    # Redis lookups per request (side made 12,345 x 10 requests), then the hit ratio.
+    assert "get_item 0.01 hits + 0.00 misses (1.00)" in flat
+    assert "app 1,234.5 + 456.5 ms (steady 12.2 ms), floor 8.5 + 3.0 ms (steady 2.0 ms)" in flat
+    assert "database connect 3.2 ms" in flat
     assert "a [bracketed] note" in text
+
+
+def cached_variant(app_trips: float | None, get_item: float, list_items: float) -> VariantBench:
+    """A `cache` variant whose GET item and list reach the given app/floor ratios."""
+    floor = SideResult([Round(stats(1000, 1, 2), 100.0)])
+    reads = []
+    for endpoint, ratio in ((ENDPOINTS[1], get_item), (ENDPOINTS[2], list_items)):
+        app = SideResult([Round(stats(1000 * ratio, 1, 2), 100.0)])
+        app.round_trips = app_trips if endpoint.name == "get_item" else 2.0
+        reads.append(EndpointResult(endpoint, app, floor))
+    return VariantBench("postgresql-jwt-cache", {"features": ["cache"]}, endpoints=reads)
+
+
+def test_a_cached_variant_has_its_own_read_targets_and_no_database_round_trip() -> None:
+    met = {t.name: t.met for t in cached_variant(0.0, get_item=0.5, list_items=0.45).targets()}
+    assert met["get_item: app/floor >= 0.5"] is True
+    assert met["list_items: app/floor >= 0.45"] is True
+    assert met["get_item: 0 database round trips when cached (app)"] is True
+    assert "get_item: app/floor >= 0.33" not in met
+    slow = {t.name: t for t in cached_variant(1.0, get_item=0.49, list_items=0.44).targets()}
+    assert slow["get_item: app/floor >= 0.5"].met is False
+    assert slow["list_items: app/floor >= 0.45"].met is False
+    trips = slow["get_item: 0 database round trips when cached (app)"]
+    assert (trips.met, trips.detail) == (False, "1.0")
+    uncounted = {t.name: t for t in cached_variant(None, 0.6, 0.6).targets()}
+    assert uncounted["get_item: 0 database round trips when cached (app)"].detail == "not counted"
+    assert not uncounted["get_item: 0 database round trips when cached (app)"].met
+    document = cached_variant(0.0, 0.6, 0.6).to_dict()
+    assert [e["target_ratio"] for e in document["endpoints"]] == [0.5, 0.45]
+
+
+def test_the_plain_variant_keeps_its_targets() -> None:
+    plain = cached_variant(3.0, get_item=0.34, list_items=0.34)
+    plain.answers = {"features": []}
+    met = {t.name: t.met for t in plain.targets()}
+    assert met["get_item: app/floor >= 0.33"] is True
+    assert met["list_items: app/floor >= 0.33"] is True
+    assert not any("when cached" in name for name in met)
+    assert [e["target_ratio"] for e in plain.to_dict()["endpoints"]] == [0.33, 0.33]
+
+
+FIRST = "first get_items after launch <= 3 x steady p50 + database connect (app)"
+
+
+def test_a_slow_first_request_misses_its_target() -> None:
+    variant = VariantBench("postgresql-jwt", {}, database_connect_ms=4.0)
+    assert FIRST not in {t.name for t in variant.targets()}  # not measured: no target
+    variant.app_first = FirstRequest(first_ms=400.0, second_ms=3.0, steady_ms=3.0)
+    missed = {t.name: t for t in variant.targets()}[FIRST]
+    assert (missed.met, missed.detail) == (False, "400.0 ms vs 13.0 ms")
+    # The first answered at once, but left work behind that the second waited for.
+    variant.app_first = FirstRequest(first_ms=5.0, second_ms=400.0, steady_ms=3.0)
+    assert {t.name: t.met for t in variant.targets()}[FIRST] is False
+    variant.app_first = FirstRequest(13.0, 3.5, steady_ms=3.0)  # 3 x 3 ms + the connect
+    assert {t.name: t.met for t in variant.targets()}[FIRST] is True
+    variant.database_connect_ms = None  # not measured: no allowance for it
+    assert {t.name: t.met for t in variant.targets()}[FIRST] is False
+    variant.floor_first = FirstRequest(2.0, 1.5, 1.0)
+    assert variant.to_dict()["first_request"] == {
+        "endpoint": "get_item",
+        "app": {"first_ms": 13.0, "second_ms": 3.5, "steady_p50_ms": 3.0},
+        "floor": {"first_ms": 2.0, "second_ms": 1.5, "steady_p50_ms": 1.0},
+        "database_connect_ms": None,
+    }
+
+
+def test_the_cache_hit_ratio_sums_the_rounds() -> None:
+    side = SideResult([Round(stats(10, 1, 2), None)])  # 100 requests
+    assert side.cache_hit_ratio is None  # not counted: no Redis
+    assert side.cache_per_request is None
+    side.count_cache(0, 0)
+    assert side.cache_hit_ratio is None  # nothing looked up
+    side.count_cache(90, 10)
+    side.count_cache(99, 1)
+    assert (side.cache_hits, side.cache_misses) == (189, 11)
+    assert side.cache_hit_ratio == pytest.approx(189 / 200)
+    assert side.cache_per_request == pytest.approx((1.89, 0.11))
+    assert side.to_dict()["cache_hit_ratio"] == pytest.approx(0.945)
+
+
+def test_the_default_set_is_the_plain_and_the_cache_variant() -> None:
+    chosen = select(Path(__file__).parent.parent, DEFAULT_SET)
+    assert [variant_id(answers) for answers in chosen] == ["postgresql-jwt", "postgresql-jwt-cache"]
+    assert [answers["features"] for answers in chosen] == [[], ["cache"]]
 
 
 def test_an_endpoint_without_floor_requests_has_ratio_zero() -> None:
@@ -320,6 +418,20 @@ def test_fewer_round_trips_or_a_lower_ratio_is_no_regression() -> None:
     assert (ratio.before, ratio.after) == pytest.approx((0.4, 0.2))
     # Only the same endpoint at the same connection count is compared.
     assert compare_records(record(3.0, connections=256), record(9.0)) == []
+
+
+def test_a_record_without_the_new_fields_still_compares() -> None:
+    """Records written before the first request and the cache were measured."""
+    old = record(3.0)
+    for variant in old["variants"]:
+        del variant["first_request"]
+        for endpoint in variant["endpoints"]:
+            for side in ("app", "floor"):
+                for name in ("cache_hits", "cache_misses", "cache_hit_ratio"):
+                    del endpoint[side][name]
+    changes = compare_records(old, record(4.0))
+    assert [c.measure for c in changes if c.regression] == ["app round trips/request"]
+    assert compare_records(record(3.0), old) != []
 
 
 def test_compare_refuses_what_is_not_a_record() -> None:
@@ -420,15 +532,21 @@ def test_bench_command_rejects_a_set_without_postgresql() -> None:
 @pytest.mark.skipif(shutil.which("wrk") is None, reason=WRK_INSTALL_HINT)
 @pytest.mark.skipif(not available("postgresql"), reason="apt-get install -y postgresql")
 def test_bench_runs_end_to_end(tmp_path: Path) -> None:
-    """It must work, not meet a number: every endpoint answered, by both servers, without errors."""
+    """It must work, not meet a number: every endpoint answered, by both servers, without errors.
+    The default set's `cache` variant only: it measures all the plain one does, and the cache
+    (the plain variant would double the test's time for no line of bench it alone runs)."""
     out = tmp_path / "bench.json"
+    cached = "database=postgresql,auth=jwt,features=cache"
+    assert cached in DEFAULT_SET
     result = runner.invoke(
         bench_app(),
-        ["bench", "--duration", "1", "--connections", "8", "--json", str(out)],
+        ["bench", "--set", cached, "--duration", "1", "--connections", "8", "--json", str(out)],
     )
     assert result.exit_code == 0, result.output
     assert "app/floor" in result.output
     assert "cold start" in result.output
+    assert "first and second get_item after launch" in result.output
+    assert "Redis keyspace lookups per app request" in result.output
     document: dict[str, Any] = json.loads(out.read_text())
     assert document["format"] == 2
     assert document["settings"]["connections"] == [8]
@@ -437,6 +555,13 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     (variant,) = document["variants"]
     assert variant["answers"]["database"] == "postgresql"
     assert variant["answers"]["auth"] == "jwt"
+    assert variant["answers"]["features"] == ["cache"]
+    first = variant["first_request"]
+    for side in ("app", "floor"):
+        assert 0 < first[side]["first_ms"] < 60_000
+        assert 0 < first[side]["second_ms"] < 60_000
+        assert 0 < first[side]["steady_p50_ms"] < 60_000
+    assert 0 < first["database_connect_ms"] < 60_000
     assert variant["notes"] == []  # the floor answers with the app's JSON shape
     assert 0 < variant["cold_start_s"]["app"] < 60
     assert 0 < variant["cold_start_s"]["floor"] < 60
@@ -455,8 +580,21 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
             trips = measured["round_trips_per_request"]
             if endpoint["name"] == "health":
                 assert trips == 0, (side, trips)  # no database work at all
-            else:
+            elif side == "floor" or endpoint["name"] == "create_item":
+                # The app's reads come from the cache (with its principal cache, none reaches the
+                # database): 0 trips is a target there, not a fact to assert.
                 assert trips >= 1, (endpoint["name"], side, trips)
+            if side == "floor":
+                assert measured["cache_hits"] is None  # counted around the app's rounds only
+            elif endpoint["name"] == "health":
+                assert measured["cache_hits"] == measured["cache_misses"] == 0
+            elif endpoint["name"] == "get_item":
+                assert measured["cache_hits"] > 0, measured  # the one item, read again and again
         assert endpoint["connections"] == 8
         assert endpoint["ratio"] > 0
-    assert {t["name"] for t in variant["targets"]} >= {"zero errors (app)"}
+    assert {t["name"] for t in variant["targets"]} >= {
+        "zero errors (app)",
+        "get_item: app/floor >= 0.5",
+        "get_item: 0 database round trips when cached (app)",
+        "first get_items after launch <= 3 x steady p50 + database connect (app)",
+    }

@@ -1,5 +1,13 @@
-"""`backforge check --tier static --set all` and `--tier full --set pairwise --with-resources`
+"""`backforge check --tier static --set 3wise` and `--tier full --set pairwise --with-resources`
 pass on main.
+
+The static tier runs over `3wise` (every feasible triple of answer values in some variant: 39
+variants), not `all`: `all` took 160 s of CI's 34 minutes at 1,152 variants, and each coming
+feature doubles it. Twice doubled (4,608 variants) it would take 640 s, CI 42 minutes before
+those features' own tests, past the 45-minute budget with them; the five features planned
+(billing, admin, audit, oidc, totp, each needing jwt) make 24,960 variants, about 58 minutes
+alone. `3wise` grows to 48 variants with them (tests/fixtures/grown). `backforge check --set all`
+still checks every variant (the repository's GitHub workflow runs it, sharded).
 
 The full tier adds two resources to every pairwise variant (`customer` with every field type and,
 with auth=jwt, a user reference; `invoice` referring to it; `backforge.steps.resources`) before
@@ -35,7 +43,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULTS = default_answers(REPO)
-ALL = {variant_id(answers, DEFAULTS): answers for answers in select(REPO, "all")}
+THREE_WISE = {variant_id(answers, DEFAULTS): answers for answers in select(REPO, "3wise")}
 PAIRWISE = {variant_id(answers, DEFAULTS): answers for answers in select(REPO, "pairwise")}
 
 
@@ -65,7 +73,7 @@ def _by_id(results: list[VariantResult]) -> dict[str, VariantResult]:
 def static_results(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, VariantResult]:
-    variants = _selected(request, "test_static_tier_passes", ALL)
+    variants = _selected(request, "test_static_tier_passes", THREE_WISE)
     work = tmp_path_factory.mktemp("static")
     return _by_id(run_check(str(REPO), variants, CheckOptions(work_dir=work)))
 
@@ -101,7 +109,7 @@ def _failure(result: VariantResult) -> str:
     return f"{result.id}: {failed.name}\n{failed.tail}\n{result.reproduce}"
 
 
-@pytest.mark.parametrize("vid", list(ALL))
+@pytest.mark.parametrize("vid", list(THREE_WISE))
 def test_static_tier_passes(vid: str, static_results: dict[str, VariantResult]) -> None:
     result = static_results[vid]
     assert result.ok, _failure(result)
@@ -171,7 +179,7 @@ def test_full_tier_passes(vid: str, full_results: dict[str, VariantResult]) -> N
 
 SHARDED_SET = "sample:6:7"
 """The shard test splits a small set: what it proves is the split, not the variants (the static
-tier over `all` above checks those)."""
+tier over `3wise` above checks those)."""
 
 
 def test_shards_split_the_set_between_runs_through_the_cli(tmp_path: Path) -> None:

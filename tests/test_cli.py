@@ -279,9 +279,10 @@ def test_variants_lists_the_sets_of_copier_yml() -> None:
     assert result.exit_code == 0, result.output
     records = json.loads(result.output)
     assert [{k: v for k, v in r.items() if k != "id"} for r in records] == select(repo, "all")
-    table = runner.invoke(app, ["variants", "--set", "pairwise"])
-    assert table.exit_code == 0
-    assert f"{len(select(repo, 'pairwise'))} variants (pairwise)" in table.output
+    for covering in ("pairwise", "3wise"):
+        table = runner.invoke(app, ["variants", "--set", covering])
+        assert table.exit_code == 0, table.output
+        assert f"{len(select(repo, covering))} variants ({covering})" in table.output
     bad = runner.invoke(app, ["variants", "--set", "database=oracle"])
     assert bad.exit_code == 2
     assert "database" in bad.output

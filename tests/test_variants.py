@@ -6,12 +6,16 @@ the fixtures state in plain Python, never from the module under test.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import re
 import shlex
+import shutil
 import textwrap
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import copier
 import pytest
@@ -457,6 +461,152 @@ def test_pairwise_ids_are_unique(rich: Path) -> None:
     defaults = v.default_answers(rich)
     rows = v.select(rich, "pairwise")
     assert len({v.variant_id(row, defaults) for row in rows}) == len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3wise: an independent checker of every feasible triple
+# ---------------------------------------------------------------------------------------------
+
+GROWN = REPO / "tests" / "fixtures" / "grown"
+"""copier.yml once the coming features land: 12 features, five of them needing auth=jwt."""
+
+Triple = tuple[Level, Level, Level]
+ABSENT = object()
+
+
+@functools.cache
+def selected(template: Path, spec: str) -> list[Answers]:
+    """`select`, once per module for the sets that several tests read (none changes them)."""
+    return v.select(template, spec)
+
+
+def redis_features(template: Path) -> set[str]:
+    """The features that turn copier.yml's computed `redis` on, read from its `redis_features`
+    default (a Jinja list literal) without Jinja."""
+    default = raw_config(template)["redis_features"]["default"]
+    (listed,) = re.findall(r"select\('in', \[([^\]]*)\]\)", default)
+    return {name.strip().strip("'\"") for name in listed.split(",")}
+
+
+def levels_with_redis(
+    answers: Mapping[str, Any], space: Mapping[str, list[Any]], redis: set[str]
+) -> set[Level]:
+    """`levels_of`, plus the computed yes/no `redis` (a factor of the covering sets)."""
+    return levels_of(answers, space) | {("redis", bool(redis & set(answers["features"])))}
+
+
+def canonical(levels: Iterable[Level]) -> tuple[Level, ...]:
+    return tuple(sorted(levels, key=repr))
+
+
+@functools.cache
+def feasible_triples(template: Path) -> set[Triple]:
+    """Every triple of values of three factors that some valid variant has.
+
+    The code factors' combinations are those of the template's `all` (validators and `when`
+    applied; `redis` computed from the features); the other factors (ci, docker: neither
+    `when` nor validator) take any value with any of them, which `all` does not show (it
+    leaves them at their defaults). Counted per combination of factors, column-wise.
+    """
+    space = factor_space(template)
+    redis = redis_features(template)
+    free = {f: x for f, x in space.items() if f.partition(".")[0] not in v.CODE_QUESTIONS}
+    code = [
+        {f: x for f, x in levels_with_redis(variant, space, redis) if f not in free}
+        for variant in selected(template, "all")
+    ]
+    code_factors = sorted({factor for row in code for factor in row})
+    columns = {factor: [row.get(factor, ABSENT) for row in code] for factor in code_factors}
+
+    def code_tuples(size: int) -> set[tuple[Level, ...]]:
+        found: set[tuple[Level, ...]] = set()
+        for combo in itertools.combinations(code_factors, size):
+            for values in set(zip(*(columns[f] for f in combo), strict=True)):
+                if ABSENT not in values:
+                    found.add(canonical(zip(combo, values, strict=True)))
+        return found
+
+    def free_tuples(size: int) -> set[tuple[Level, ...]]:
+        return {
+            canonical(zip(combo, values, strict=True))
+            for combo in itertools.combinations(sorted(free), size)
+            for values in itertools.product(*(free[f] for f in combo))
+        }
+
+    triples: set[Triple] = set()
+    for size in range(4):
+        for a in code_tuples(size) if size else {()}:
+            for b in free_tuples(3 - size):
+                triples.add(cast(Triple, canonical((*a, *b))))
+    return triples
+
+
+def missing_triples(
+    template: Path, rows: list[Answers], feasible: set[Triple]
+) -> tuple[set[Triple], set[Triple]]:
+    """(feasible triples no row has, triples of rows that are not feasible)."""
+    space = factor_space(template)
+    redis = redis_features(template)
+    covered: set[Triple] = set()
+    for row in rows:
+        levels = canonical(levels_with_redis(row, space, redis))
+        covered |= set(itertools.combinations(levels, 3))
+    return feasible - covered, covered - feasible
+
+
+@pytest.mark.parametrize("template", [REPO, GROWN], ids=["copier.yml", "grown"])
+def test_3wise_covers_every_feasible_triple(template: Path) -> None:
+    started = time.perf_counter()
+    rows = selected(template, "3wise")
+    seconds = time.perf_counter() - started
+    for row in rows:
+        assert v.validate(template, row) == []
+    feasible = feasible_triples(template)
+    missing, impossible = missing_triples(template, rows, feasible)
+    assert missing == set()
+    assert impossible == set()
+    every = len(selected(template, "all"))
+    pairwise = len(v.select(template, "pairwise"))
+    assert pairwise <= len(rows) < every / 10
+    name = template.relative_to(REPO) if template != REPO else "copier.yml"
+    print(f"\n{name}: 3wise {len(rows)} ({seconds:.1f} s), pairwise {pairwise}, all {every}")
+
+
+def test_3wise_excludes_what_validators_and_when_forbid() -> None:
+    """The grown copier.yml's validator: billing, admin, audit, oidc and totp need auth=jwt;
+    multi_tenant is asked only with jwt; `redis` is on exactly with a Redis feature."""
+    rows = selected(GROWN, "3wise")
+    jwt_only = {"billing", "admin", "audit", "oidc", "totp"}
+    assert {row["auth"] for row in rows} == {"jwt", "none"}
+    for row in rows:
+        if row["auth"] == "none":
+            assert not jwt_only & set(row["features"]) and "multi_tenant" not in row
+    with_none = [set(row["features"]) for row in rows if row["auth"] == "none"]
+    assert {"cache", "sentry"} <= set().union(*with_none)
+
+
+@pytest.mark.parametrize("template", [REPO, GROWN], ids=["copier.yml", "grown"])
+def test_the_checker_fails_on_a_set_that_misses_a_triple(template: Path) -> None:
+    rows = selected(template, "3wise")
+    feasible = feasible_triples(template)
+    space = factor_space(template)
+    redis = redis_features(template)
+    lost = (("auth", "none"), ("database", "mysql"), ("redis", False))
+    kept = [row for row in rows if not set(lost) <= levels_with_redis(row, space, redis)]
+    assert len(kept) < len(rows)
+    missing, impossible = missing_triples(template, kept, feasible)
+    assert lost in missing
+    assert impossible == set()
+    # And a row the template forbids holds a triple that is not feasible.
+    forbidden = {**rows[0], "auth": "none", "multi_tenant": True}
+    assert missing_triples(template, [forbidden], feasible)[1]
+
+
+def test_3wise_is_deterministic(tmp_path: Path) -> None:
+    copy = tmp_path / "grown"
+    copy.mkdir()
+    shutil.copy(GROWN / "copier.yml", copy / "copier.yml")
+    assert v.select(copy, "3wise") == selected(GROWN, "3wise")
 
 
 # ---------------------------------------------------------------------------------------------

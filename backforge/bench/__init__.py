@@ -1,6 +1,7 @@
 """`backforge bench`: the rendered app against a hand-written floor, side by side.
 
-For each variant (default ``database=postgresql,auth=jwt``) the run:
+For each variant (default ``database=postgresql,auth=jwt`` and the same with ``features=cache``,
+`DEFAULT_SET`) the run:
 
 1. renders the project and installs it (`uv sync`, sharing uv's cache);
 2. starts a throwaway PostgreSQL (`backforge.servers`), migrates (`alembic upgrade heads`) and
@@ -14,7 +15,12 @@ For each variant (default ``database=postgresql,auth=jwt``) the run:
    alike, sampling each server's CPU time (its workers included) around every run and its
    resident memory after the endpoint's rounds;
 5. counts each endpoint's database round trips per request for both servers: the statements
-   PostgreSQL ran (pg_stat_statements, BEGIN/COMMIT/ROLLBACK included) over sequential requests.
+   PostgreSQL ran (pg_stat_statements, BEGIN/COMMIT/ROLLBACK included) over sequential requests;
+   with Redis, the keyspace hits and misses around each of the app's measured rounds (the cache
+   hit ratio);
+6. before the load, times each server's launches (to the first `/health` 200) and the first
+   GET item each launch serves, that request's steady latency on the warm server, and a new
+   database connection (`benchmarks/connect_time.py`): the first-request target.
 
 `--json` writes a record (format `RECORD_FORMAT`); `compare_records` (`--compare FILE`) sets it
 beside a previous one: more round trips per request is a regression (exit 1).

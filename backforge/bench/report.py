@@ -8,7 +8,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from backforge.bench.results import COLD_STARTS, BenchResult, Change
+from backforge.bench.results import (
+    COLD_STARTS,
+    FIRST_REQUEST_ENDPOINT,
+    STEADY_REQUESTS,
+    BenchResult,
+    Change,
+    VariantBench,
+)
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -39,13 +46,14 @@ def print_result(result: BenchResult, console: Console) -> None:
                 pad_edge=False,
                 collapse_padding=True,
                 caption="ratio: app/floor req/s; medians over rounds; CPU: µs per request; "
-                "DB: database round trips per request",
+                "DB: database round trips per request (statements counted by "
+                "pg_stat_statements over sequential requests)",
             )
             table.add_column("endpoint", no_wrap=True)
             for column in ("req/s", "ratio", "p50 ms", "p99 ms", "errors", "CPU µs", "DB", "RSS"):
                 table.add_column(column, justify="right")
             for e in variant.at(connections):
-                wanted = e.endpoint.target_ratio
+                wanted = variant.target_ratio(e.endpoint)
                 style = "" if wanted is None else ("green" if e.ratio >= wanted else "red")
                 for side, measured in (("app", e.app), ("floor", e.floor)):
                     table.add_row(
@@ -61,11 +69,13 @@ def print_result(result: BenchResult, console: Console) -> None:
                         end_section=side == "floor",
                     )
             console.print(table)
+            _print_cache_lookups(variant, connections, console)
         console.print(
             f"cold start (launch to first /health 200, median of {COLD_STARTS}): "
             f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s",
             highlight=False,
         )
+        _print_first_requests(variant, console)
         for target in variant.targets():
             mark = "[green]met[/]" if target.met else "[red]missed[/]"
             detail = f" ({target.detail})" if target.detail else ""
@@ -74,6 +84,46 @@ def print_result(result: BenchResult, console: Console) -> None:
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for line in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False)
+
+
+def _print_cache_lookups(variant: VariantBench, connections: int, console: Console) -> None:
+    """Redis keyspace hits and misses per app request, by endpoint (variants with Redis)."""
+    lookups = []
+    for e in variant.at(connections):
+        counted = e.app.cache_per_request
+        if counted is not None and any(counted):
+            hits, misses = counted
+            ratio = e.app.cache_hit_ratio or 0.0
+            lookups.append(f"{e.endpoint.name} {hits:.2f} hits + {misses:.2f} misses ({ratio:.2f})")
+    if lookups:
+        console.print(
+            "cache: Redis keyspace lookups per app request over the measured rounds "
+            f"(hit ratio): {'; '.join(lookups)}",
+            highlight=False,
+        )
+
+
+def _print_first_requests(variant: VariantBench, console: Console) -> None:
+    """The first two GET items after a launch against the same request on the warm server."""
+    sides = [
+        f"{name} {first.first_ms:,.1f} + {first.second_ms:,.1f} ms "
+        f"(steady {first.steady_ms:,.1f} ms)"
+        for name, first in (("app", variant.app_first), ("floor", variant.floor_first))
+        if first is not None
+    ]
+    if not sides:
+        return
+    connect = (
+        f"; database connect {variant.database_connect_ms:,.1f} ms"
+        if variant.database_connect_ms is not None
+        else ""
+    )
+    console.print(
+        f"first and second {FIRST_REQUEST_ENDPOINT.name} after launch (medians of "
+        f"{COLD_STARTS}; steady: median of {STEADY_REQUESTS} sequential): "
+        f"{', '.join(sides)}{connect}",
+        highlight=False,
+    )
 
 
 def print_changes(changes: list[Change], console: Console) -> None:

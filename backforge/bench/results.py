@@ -14,7 +14,12 @@ from typing import Any
 from backforge.bench.wrk import WrkStats
 
 COLD_STARTS = 3
-"""Launches timed per server; the median is reported (the first, unmeasured, warms the caches)."""
+"""Launches timed per server; the median is reported (the first, unmeasured, warms the caches).
+Each launch is followed by the first two requests it serves (`FIRST_REQUEST_ENDPOINT`), timed
+too: work a request leaves behind after its answer (such as building the OpenAPI document) is felt
+by the next one."""
+STEADY_REQUESTS = 20
+"""Sequential requests to a warm server whose median latency is the first request's yardstick."""
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("create_item", "POST", "/api/v1/items", script="post_item.lua", target_ratio=0.25),
 )
 
+FIRST_REQUEST_ENDPOINT = ENDPOINTS[1]
+"""`GET /api/v1/items/{item_id}`: the request timed right after each launch."""
+FIRST_REQUEST_OVER_STEADY = 3.0
+"""The app's first request after a launch takes at most this many times its steady latency, plus
+the time to open a database connection (the app opens its pool's first one on that request)."""
+CACHED_TARGET_RATIOS: dict[str, float] = {"get_item": 0.5, "list_items": 0.45}
+"""The app/floor ratios of a variant with `cache` (the others keep `Endpoint.target_ratio`)."""
+CACHED_ROUND_TRIPS_ENDPOINT = "get_item"
+"""With `cache`, this endpoint's cached answer makes no database round trip at all."""
 P99_OVER_P50_MAX = 4.0
 RSS_MAX_MB = 150.0
 COLD_START_MAX_OVER_FLOOR = 3.0
 TARGET_CONNECTIONS = 64
 """The targets are checked at this many connections when it was measured (else at the first)."""
 RECORD_FORMAT = 2
-"""The version of the `--json` document; `compare_records` reads this version only."""
+"""The version of the `--json` document; `compare_records` reads this version only. Fields added
+since (first request, database connect, cache hits) are optional: older records compare."""
 ROUND_TRIP_SLACK = 0.05
 """Round trips per request above the previous record by more than this: a regression."""
 
@@ -90,6 +105,27 @@ class SideResult:
     rss_mb: float | None = None
     round_trips: float | None = None
     """Database round trips per request (pg_stat_statements calls over sequential requests)."""
+    cache_hits: int | None = None
+    cache_misses: int | None = None
+    """Redis keyspace hits and misses over the measured rounds (None: not counted, no Redis)."""
+
+    def count_cache(self, hits: int, misses: int) -> None:
+        self.cache_hits = (self.cache_hits or 0) + hits
+        self.cache_misses = (self.cache_misses or 0) + misses
+
+    @property
+    def cache_per_request(self) -> tuple[float, float] | None:
+        """Redis keyspace hits and misses per request of the measured rounds."""
+        if self.cache_hits is None or self.cache_misses is None or not self.requests:
+            return None
+        return self.cache_hits / self.requests, self.cache_misses / self.requests
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        if self.cache_hits is None or self.cache_misses is None:
+            return None
+        looked_up = self.cache_hits + self.cache_misses
+        return self.cache_hits / looked_up if looked_up else None
 
     @property
     def requests(self) -> int:
@@ -126,6 +162,9 @@ class SideResult:
             "cpu_us_per_request": self.cpu_us_per_request,
             "rss_mb": self.rss_mb,
             "round_trips_per_request": self.round_trips,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
+            "cache_hit_ratio": self.cache_hit_ratio,
             "rounds": [r.to_dict() for r in self.rounds],
         }
 
@@ -142,16 +181,39 @@ class EndpointResult:
         """app/floor median requests per second."""
         return self.app.rps / self.floor.rps if self.floor.rps else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, target_ratio: float | None = None) -> dict[str, Any]:
         return {
             "name": self.endpoint.name,
             "method": self.endpoint.method,
             "path": self.endpoint.path,
             "connections": self.connections,
             "ratio": self.ratio,
-            "target_ratio": self.endpoint.target_ratio,
+            "target_ratio": target_ratio,
             "app": self.app.to_dict(),
             "floor": self.floor.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class FirstRequest:
+    """One server's first and second requests after a launch (medians over the timed launches)
+    and the same request's steady latency on the warm server (median of STEADY_REQUESTS
+    sequential ones)."""
+
+    first_ms: float
+    second_ms: float
+    steady_ms: float
+
+    @property
+    def slowest_ms(self) -> float:
+        """What the first users after a launch wait at most: the slower of the two."""
+        return max(self.first_ms, self.second_ms)
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "first_ms": self.first_ms,
+            "second_ms": self.second_ms,
+            "steady_p50_ms": self.steady_ms,
         }
 
 
@@ -167,6 +229,21 @@ class VariantBench:
     app_rss_mb: float | None = None
     floor_rss_mb: float | None = None
     notes: list[str] = field(default_factory=list)
+    app_first: FirstRequest | None = None
+    floor_first: FirstRequest | None = None
+    database_connect_ms: float | None = None
+    """A new database connection's setup time (a timed asyncpg connect, median)."""
+
+    @property
+    def cached(self) -> bool:
+        """The variant caches item reads in Redis (the `cache` feature)."""
+        return "cache" in (self.answers.get("features") or [])
+
+    def target_ratio(self, endpoint: Endpoint) -> float | None:
+        """The app/floor ratio `endpoint` should reach in this variant."""
+        if self.cached and endpoint.name in CACHED_TARGET_RATIOS:
+            return CACHED_TARGET_RATIOS[endpoint.name]
+        return endpoint.target_ratio
 
     @property
     def connection_counts(self) -> list[int]:
@@ -184,7 +261,7 @@ class VariantBench:
         measured = self.at(load)
         checks: list[Target] = []
         for result in measured:
-            wanted = result.endpoint.target_ratio
+            wanted = self.target_ratio(result.endpoint)
             if wanted is not None:
                 checks.append(
                     Target(
@@ -203,6 +280,7 @@ class VariantBench:
         checks.append(
             Target(f"p99 <= {P99_OVER_P50_MAX:g} x p50 (app)", not spread, ", ".join(spread))
         )
+        checks += self._cache_targets(measured)
         rss = self.app_rss_mb or 0.0
         checks.append(Target(f"RSS after load < {RSS_MAX_MB:g} MB", rss < RSS_MAX_MB, f"{rss:.0f}"))
         cold_limit = COLD_START_MAX_OVER_FLOOR * self.floor_cold_start_s
@@ -213,7 +291,31 @@ class VariantBench:
                 f"{self.app_cold_start_s:.2f} s vs {self.floor_cold_start_s:.2f} s",
             )
         )
+        if self.app_first is not None:
+            connect = self.database_connect_ms or 0.0
+            limit = FIRST_REQUEST_OVER_STEADY * self.app_first.steady_ms + connect
+            checks.append(
+                Target(
+                    f"first {FIRST_REQUEST_ENDPOINT.name}s after launch <= "
+                    f"{FIRST_REQUEST_OVER_STEADY:g} x steady p50 + database connect (app)",
+                    self.app_first.slowest_ms <= limit,
+                    f"{self.app_first.slowest_ms:.1f} ms vs {limit:.1f} ms",
+                )
+            )
         return checks
+
+    def _cache_targets(self, measured: list[EndpointResult]) -> list[Target]:
+        """With `cache`: a cached GET item makes no database round trip."""
+        if not self.cached:
+            return []
+        reads = [r for r in measured if r.endpoint.name == CACHED_ROUND_TRIPS_ENDPOINT]
+        if not reads:
+            return []
+        trips = reads[0].app.round_trips
+        name = f"{CACHED_ROUND_TRIPS_ENDPOINT}: 0 database round trips when cached (app)"
+        if trips is None:
+            return [Target(name, False, "not counted")]
+        return [Target(name, trips == 0, f"{trips:.1f}")]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -221,7 +323,13 @@ class VariantBench:
             "answers": self.answers,
             "cold_start_s": {"app": self.app_cold_start_s, "floor": self.floor_cold_start_s},
             "rss_after_load_mb": {"app": self.app_rss_mb, "floor": self.floor_rss_mb},
-            "endpoints": [e.to_dict() for e in self.endpoints],
+            "first_request": {
+                "endpoint": FIRST_REQUEST_ENDPOINT.name,
+                "app": self.app_first.to_dict() if self.app_first else None,
+                "floor": self.floor_first.to_dict() if self.floor_first else None,
+                "database_connect_ms": self.database_connect_ms,
+            },
+            "endpoints": [e.to_dict(self.target_ratio(e.endpoint)) for e in self.endpoints],
             "targets": [t.to_dict() for t in self.targets()],
             "notes": self.notes,
         }

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from backforge.bench.processes import (
     BenchError,
     CpuLayout,
@@ -27,10 +29,14 @@ from backforge.bench.processes import (
 from backforge.bench.results import (
     COLD_STARTS,
     ENDPOINTS,
+    FIRST_REQUEST_ENDPOINT,
+    STEADY_REQUESTS,
     BenchResult,
     Endpoint,
     EndpointResult,
+    FirstRequest,
     Round,
+    SideResult,
     VariantBench,
     median,
 )
@@ -47,10 +53,11 @@ from backforge.servers import (
 )
 from backforge.source import benchmarks_dir
 from backforge.steps.results import StepFailed
-from backforge.steps.tools import in_project, project_python, unique_name, uv_sync
+from backforge.steps.tools import in_project, project_python, run_tool, unique_name, uv_sync
 from backforge.template import effective_ref, resolve_template, template_checkout
 
-DEFAULT_SET = "database=postgresql,auth=jwt"
+DEFAULT_SET = "database=postgresql,auth=jwt;database=postgresql,auth=jwt,features=cache"
+"""The plain variant and the one that caches item reads in Redis, each against the floor."""
 DEFAULT_DURATION = 10.0
 DEFAULT_CONNECTIONS: tuple[int, ...] = (64,)
 DEFAULT_WORKERS = 1
@@ -124,6 +131,24 @@ class _Seed:
     item_id: str
 
 
+class _CacheCounter:
+    """Redis keyspace hits and misses (INFO stats: the whole server's, which serves only this
+    run), sampled around a measured round."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=10)
+
+    def sample(self) -> tuple[int, int]:
+        try:
+            stats = self.client.info("stats")
+        except redis.RedisError as exc:
+            raise BenchError(f"reading Redis INFO stats failed: {exc}") from exc
+        return int(stats["keyspace_hits"]), int(stats["keyspace_misses"])
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class _VariantRun:
     """Render, install, migrate, seed and measure one variant."""
 
@@ -166,6 +191,7 @@ class _VariantRun:
         self.uv_cache = uv_cache
         self.progress = progress
         self.auth = _floor_auth(variant)
+        self.cache: _CacheCounter | None = None
 
     def say(self, message: str) -> None:
         self.progress(f"[{self.vid}] {message}")
@@ -243,6 +269,7 @@ class _VariantRun:
             )
         )
         env = self._env(url)
+        self.cache = _CacheCounter(env["REDIS_URL"]) if self.variant.needs_redis else None
         python = project_python(self.project)
         app = UvicornServer(
             "app",
@@ -269,10 +296,11 @@ class _VariantRun:
             self.say("seeding (1 user, 1,000 items)")
             app.start()
             seed = self._seed(app, sql)
-            self.say("timing cold starts")
+            self.say("timing cold starts and first requests")
             result = VariantBench(self.vid, self.answers)
-            result.app_cold_start_s = self._cold_start(app)
-            result.floor_cold_start_s = self._cold_start(floor)
+            result.app_cold_start_s, result.app_first = self._launches(app, seed)
+            result.floor_cold_start_s, result.floor_first = self._launches(floor, seed)
+            result.database_connect_ms = self._connect_ms(python, url)
             result.notes = self._compare(app, floor, seed)
             counting = self._start_counting(sql, result.notes)
             trips: dict[tuple[str, str], float | None] = {}
@@ -293,6 +321,8 @@ class _VariantRun:
         finally:
             app.stop()
             floor.stop()
+            if self.cache is not None:
+                self.cache.close()
 
     def _start_counting(self, sql: Callable[[str], str], notes: list[str]) -> bool:
         """Make pg_stat_statements readable in the bench database; False (with a note) when
@@ -326,10 +356,40 @@ class _VariantRun:
         calls = sql(COUNT_STATEMENTS)
         return int(calls.strip().splitlines()[-1]) / ROUND_TRIP_REQUESTS
 
-    def _cold_start(self, server: UvicornServer) -> float:
-        """Median of COLD_STARTS timed launches, after one that warms the bytecode caches."""
+    def _launches(self, server: UvicornServer, seed: _Seed) -> tuple[float, FirstRequest]:
+        """Median of COLD_STARTS timed launches (to the first `/health` 200), each followed by
+        the first two GET items it serves, after one launch and request that warm the bytecode
+        caches; then the steady latency of that request on the warm server (sequential)."""
+        path = FIRST_REQUEST_ENDPOINT.path.format(item_id=seed.item_id)
         server.start()
-        return median([server.start() for _ in range(COLD_STARTS)])
+        self._timed_get(server, path, seed)
+        starts: list[float] = []
+        firsts: list[float] = []
+        seconds: list[float] = []
+        for _ in range(COLD_STARTS):
+            starts.append(server.start())
+            firsts.append(self._timed_get(server, path, seed))
+            seconds.append(self._timed_get(server, path, seed))
+        steady = [self._timed_get(server, path, seed) for _ in range(STEADY_REQUESTS)]
+        return median(starts), FirstRequest(median(firsts), median(seconds), median(steady))
+
+    def _timed_get(self, server: UvicornServer, path: str, seed: _Seed) -> float:
+        """Milliseconds from sending one GET (on a new connection) to its whole answer."""
+        started = time.perf_counter()
+        status, data = _request(server.url, "GET", path, headers=seed.headers)
+        taken = (time.perf_counter() - started) * 1000
+        if status >= 300:
+            raise BenchError(f"{server.name}: GET {path} answered {status}: {data}")
+        return taken
+
+    def _connect_ms(self, python: str, url: str) -> float:
+        """A new PostgreSQL connection's setup time (asyncpg, in the project's environment)."""
+        script = str(BENCHMARKS_DIR / "connect_time.py")
+        output = _step(lambda: run_tool([python, script, url], self.run_dir))
+        try:
+            return float(output.strip().splitlines()[-1])
+        except (ValueError, IndexError) as exc:
+            raise BenchError(f"connect_time.py printed no time: {output[-2000:]}") from exc
 
     def _seed(self, app: UvicornServer, sql: Callable[[str], str]) -> _Seed:
         headers: dict[str, str] = {}
@@ -458,10 +518,28 @@ class _VariantRun:
         for number in range(1, self.rounds + 1):
             for server, side in sides:
                 self.say(f"{label}: round {number}/{self.rounds}, {server.name}")
-                side.rounds.append(self._wrk(server, endpoint, seed, self.duration, connections))
+                self._measured_round(server is app, side, endpoint, server, seed, connections)
         for server, side in sides:
             side.rss_mb = rss_mb(server.pid)
         return result
+
+    def _measured_round(
+        self,
+        counted: bool,
+        side: SideResult,
+        endpoint: Endpoint,
+        server: UvicornServer,
+        seed: _Seed,
+        connections: int,
+    ) -> None:
+        """One measured wrk run; for the app of a variant with Redis, the keyspace hits and
+        misses it caused (the floor uses no Redis)."""
+        cache = self.cache if counted else None
+        before = cache.sample() if cache is not None else None
+        side.rounds.append(self._wrk(server, endpoint, seed, self.duration, connections))
+        if cache is not None and before is not None:
+            hits, misses = cache.sample()
+            side.count_cache(hits - before[0], misses - before[1])
 
 
 def _shape(data: Any) -> Any:

@@ -55,7 +55,7 @@ SetOption = Annotated[
     str,
     typer.Option(
         "--set",
-        help="all | pairwise | presets | preset:NAME | sample:N[:SEED] | answers such as "
+        help="all | pairwise | 3wise | presets | preset:NAME | sample:N[:SEED] | answers such as "
         "'database=mysql,auth=jwt'",
     ),
 ]

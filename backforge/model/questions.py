@@ -11,7 +11,7 @@ import contextlib
 import difflib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
+import jinja2.meta
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -217,6 +218,30 @@ class _AnswerError(Exception):
     pass
 
 
+_REMEMBERED_MAX: Final = 200_000
+"""Rendered values and asked questions remembered per template (then forgotten at once): a
+bound on memory."""
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of a remembered value that callers may change without changing it."""
+    if isinstance(value, list):
+        return [_fresh(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _fresh(item) for key, item in value.items()}
+    return value
+
+
+def value_key(value: Any) -> Hashable:
+    """A key equal for two context values exactly when Jinja renders them alike (type-exact:
+    True and 1 render differently)."""
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(value_key(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((key, value_key(item)) for key, item in value.items()))
+    return (type(value).__name__, value)
+
+
 class _Env:
     """Copier's Jinja environment for question values, with a cache of compiled templates."""
 
@@ -235,8 +260,44 @@ class _Env:
                 f"cannot build the Jinja environment from _envops: {error}"
             ) from error
         self._compiled: dict[str, jinja2.Template] = {}
+        self._reads: dict[str, tuple[str, ...] | None] = {}
+        self._rendered: dict[Hashable, str | RenderError] = {}
 
     def render(self, source: str, context: Mapping[str, Any], where: str) -> str:
+        """Render `source`; the result is remembered for the values of the names it reads.
+
+        A variant set evaluates the same `when`, default and validator with the same few values
+        thousands of times (every subset of the features for each database and auth).
+        """
+        if source not in self._reads:
+            names = self.names(source)
+            self._reads[source] = None if names is None else tuple(sorted(names))
+        reads = self._reads[source]
+        try:
+            key: Hashable = (
+                source,
+                where,
+                tuple(value_key(context.get(name, MISSING)) for name in reads or ()),
+            )
+            hash(key)
+        except TypeError:  # a value that cannot be a key: render every time
+            key = None
+        if reads is None or key is None:
+            return self._render(source, context, where)
+        found = self._rendered.get(key)
+        if found is None:
+            try:
+                found = self._render(source, context, where)
+            except RenderError as error:
+                found = error
+            if len(self._rendered) >= _REMEMBERED_MAX:
+                self._rendered.clear()
+            self._rendered[key] = found
+        if isinstance(found, RenderError):
+            raise RenderError(str(found)) from found.__cause__
+        return found
+
+    def _render(self, source: str, context: Mapping[str, Any], where: str) -> str:
         try:
             template = self._compiled.get(source)
             if template is None:
@@ -244,6 +305,23 @@ class _Env:
             return template.render(dict(context))
         except Exception as error:
             raise RenderError(f"{where}: {type(error).__name__}: {error}") from error
+
+    def names(self, value: Any) -> set[str] | None:
+        """The context names that rendering the raw `value` reads; None when it does not parse."""
+        if isinstance(value, list):
+            found: set[str] = set()
+            for item in value:
+                names = self.names(item)
+                if names is None:
+                    return None
+                found |= names
+            return found
+        if not isinstance(value, str):
+            return set()
+        try:
+            return jinja2.meta.find_undeclared_variables(self.env.parse(value))
+        except jinja2.TemplateSyntaxError:
+            return None
 
     def render_value(self, value: Any, context: Mapping[str, Any], where: str) -> Any:
         """Render a raw value like Copier: strings are templates, lists item by item."""
@@ -309,6 +387,8 @@ class Template:
             if not str(name).startswith("_")
         ]
         self.by_name = {q.name: q for q in self.questions}
+        self._reads: dict[str, tuple[str, ...] | None] = {}
+        self._asked: dict[Hashable, _Step] = {}
 
     # -- one question ----------------------------------------------------------------------
 
@@ -375,7 +455,51 @@ class Template:
         return [c for c in q.choices if any(same_value(c, item) for item in cast)]
 
     def ask(self, q: Question, ctx: dict[str, Any], supplied: Any) -> _Step:
-        """Evaluate a live question: answer or default, then choices and validator."""
+        """Evaluate a live question: answer or default, then choices and validator.
+
+        The outcome is remembered for the answer and the values of the names that the
+        question's Jinja reads: a variant set asks the same question the same way thousands of
+        times (every subset of the features, for each database and auth).
+        """
+        key = self._ask_key(q, ctx, supplied)
+        found = self._asked.get(key) if key is not None else None
+        if found is None:
+            found = self._ask(q, ctx, supplied)
+            if key is not None:
+                if len(self._asked) >= _REMEMBERED_MAX:
+                    self._asked.clear()
+                self._asked[key] = found
+        elif found.value is not MISSING:
+            ctx[q.name] = _fresh(found.value)
+        return _Step(found.asked, _fresh(found.value), list(found.issues))
+
+    def reads(self, q: Question) -> tuple[str, ...] | None:
+        """The names that `q`'s Jinja (when, default, validator, choices) reads from the
+        context, sorted; None when some of it does not parse."""
+        if q.name not in self._reads:
+            names: set[str] | None = set()
+            for source in (q.when, q.default, q.validator, *q.choice_validators):
+                found = self.env.names(source)
+                names = None if found is None or names is None else names | found
+            self._reads[q.name] = None if names is None else tuple(sorted(names))
+        return self._reads[q.name]
+
+    def _ask_key(self, q: Question, ctx: Mapping[str, Any], supplied: Any) -> Hashable | None:
+        reads = self.reads(q)
+        if reads is None:
+            return None
+        try:
+            key = (
+                q.name,
+                value_key(supplied),
+                tuple(value_key(ctx.get(name, MISSING)) for name in reads),
+            )
+            hash(key)
+        except TypeError:  # an answer or value that cannot be a key: ask every time
+            return None
+        return key
+
+    def _ask(self, q: Question, ctx: dict[str, Any], supplied: Any) -> _Step:
         if supplied is MISSING:
             if not q.has_default:
                 message = f"{q.name}: required (it has no default); give it an answer"

@@ -1,9 +1,10 @@
-"""Variant sets: `all`, `pairwise`, presets, samples, explicit answers, and shards.
+"""Variant sets: `all`, `pairwise`, `3wise`, presets, samples, explicit answers, and shards.
 
 - ``all``: every combination of the code questions' values that Copier accepts;
 - ``pairwise``: a small covering array in which every feasible pair of values of any two
   questions (each multiselect choice counts as its own on/off question, and a computed yes/no
   such as ``redis`` as a question of its own) appears;
+- ``3wise``: the same with every feasible triple of values of any three questions;
 - ``presets`` / ``preset:NAME``: the named presets, trimmed to the current questions;
 - ``sample:N[:SEED]``: N variants drawn from ``all`` deterministically;
 - explicit answers: ``database=mysql,auth=jwt,features=[cache,jobs]`` (several separated by ``;``).
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -32,6 +34,7 @@ from backforge.model.questions import (
     load_template,
     same_value,
     validate_walk,
+    value_key,
 )
 
 
@@ -61,7 +64,7 @@ PRESETS: Final[Mapping[str, Mapping[str, Any]]] = {
 """Named variants. Answers that the current copier.yml does not offer are dropped when used."""
 
 _SET_SYNTAX: Final = (
-    "all, pairwise, presets, preset:NAME, sample:N[:SEED] or answers such as "
+    "all, pairwise, 3wise, presets, preset:NAME, sample:N[:SEED] or answers such as "
     "'database=mysql,auth=jwt,features=[cache,jobs]' (several separated by ';')"
 )
 _T = TypeVar("_T")
@@ -127,7 +130,7 @@ def _all(tpl: Template) -> list[dict[str, Any]]:
     return _unique(variants)
 
 
-# -- pairwise ----------------------------------------------------------------------------------
+# -- covering arrays: pairwise, 3wise ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -138,14 +141,18 @@ class _Factor:
     values: tuple[Any, ...]
 
 
-_Pair = tuple[int, int, int, int]  # factor i, value index, factor j > i, value index
+_Tuple = tuple[tuple[int, int], ...]
+"""Values of distinct factors, as (factor index, value index) in factor order."""
+
+STRENGTHS: Final[Mapping[str, int]] = {"pairwise": 2, "3wise": 3}
+"""The covering sets: every feasible tuple of this many factor values is in some variant."""
 
 
 def _factors(tpl: Template) -> list[_Factor]:
-    """The factors whose pairs the pairwise set covers: each question with a finite set of
+    """The factors whose tuples a covering set covers: each question with a finite set of
     values, each choice of a multiselect, and each computed yes/no (`when: false`, such as
     `redis`): the code branches on those as much as on a question, and a combination such as
-    "no feature that needs Redis" is not a pair of questions."""
+    "no feature that needs Redis" is not a tuple of questions."""
     factors: list[_Factor] = []
     for q in tpl.questions:
         if not q.is_factor or (q.computed and q.type != "bool"):
@@ -184,31 +191,139 @@ def _levels_of(tpl: Template, walk: Walk, factors: Sequence[_Factor]) -> list[in
     return _factor_levels(factors, seen)
 
 
-def _pairs_of(levels: Sequence[int | None]) -> set[_Pair]:
-    """The pairs a variant covers, plus each value alone as (i, a, i, a) (one-factor sets)."""
-    pairs: set[_Pair] = {(i, a, i, a) for i, a in enumerate(levels) if a is not None}
-    for (i, a), (j, b) in itertools.combinations(enumerate(levels), 2):
-        if a is not None and b is not None:
-            pairs.add((i, a, j, b))
-    return pairs
+def _tuples_of(levels: Sequence[int | None], strength: int) -> set[_Tuple]:
+    """The tuples of `strength` factor values that a variant with these levels contains."""
+    known = [(i, a) for i, a in enumerate(levels) if a is not None]
+    return set(itertools.combinations(known, strength))
+
+
+def _contains(levels: Sequence[int | None], part: _Tuple) -> bool:
+    return all(levels[factor] == level for factor, level in part)
 
 
 class _RowBuilder:
     """Depth-first construction of one valid variant that contains fixed factor values.
 
     Questions are walked in copier order (so `when` and validators see what Copier would show
-    them); factor values are tried greedily, most newly covered pairs first. The search is
+    them); factor values are tried greedily, most newly covered tuples first. The search is
     exhaustive, so a failure proves that the fixed values cannot appear together.
     """
 
-    def __init__(self, tpl: Template, factors: Sequence[_Factor], uncovered: set[_Pair]) -> None:
+    def __init__(
+        self, tpl: Template, factors: Sequence[_Factor], uncovered: set[_Tuple], strength: int
+    ) -> None:
         self.fixed: Mapping[int, int] = {}
         self.tpl = tpl
         self.factors = factors
         self.uncovered = uncovered
+        self.impossible: dict[tuple[int, int], list[_Tuple]] = {}
+        """Tuples proven infeasible, by each of their values: the greedy choice avoids them."""
+        self.strength = strength
         self.by_question: dict[str, list[int]] = {}
         for index, factor in enumerate(factors):
             self.by_question.setdefault(factor.question, []).append(index)
+        self.early = self._early_checks()
+        position = {q.name: i for i, q in enumerate(tpl.questions)}
+        self.factor_position = [position[factor.question] for factor in factors]
+        self.reads_after = self._reads_after()
+        self.failed: set[Hashable] = set()
+        """Subtrees proven to admit no row: (index, fixed values from there on, what they read)."""
+
+    def _reads_after(self) -> list[tuple[str, ...] | None]:
+        """Per question index, the names whose values decide whether the questions from there
+        on admit a row: those read by every question that can reject a value (asked ones) or
+        that is a factor, and by the computed values these read. None: unknown (no memo)."""
+        questions = self.tpl.questions
+        factor_questions = {factor.question for factor in self.factors}
+        reads = [self.tpl.reads(q) for q in questions]
+        relevant = [not q.computed or q.name in factor_questions for q in questions]
+        changed = True
+        while changed:
+            read = {n for i, names in enumerate(reads) if relevant[i] for n in names or ()}
+            changed = False
+            for i, q in enumerate(questions):
+                if not relevant[i] and q.name in read:
+                    relevant[i] = changed = True
+        out: list[tuple[str, ...] | None] = [()] * (len(questions) + 1)
+        names: set[str] | None = set()
+        for i in range(len(questions) - 1, -1, -1):
+            read_here = reads[i]
+            if relevant[i]:
+                names = None if names is None or read_here is None else names | set(read_here)
+            out[i] = None if names is None else tuple(sorted(names))
+        return out
+
+    def _failure_key(self, index: int, ctx: Mapping[str, Any]) -> Hashable | None:
+        reads = self.reads_after[index]
+        if reads is None:
+            return None
+        later = tuple(
+            sorted(
+                (fid, level)
+                for fid, level in self.fixed.items()
+                if self.factor_position[fid] >= index
+            )
+        )
+        try:
+            key = (index, later, tuple(value_key(ctx.get(name, MISSING)) for name in reads))
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def _early_checks(self) -> dict[int, list[tuple[int, list[Question]]]]:
+        """Where each computed factor's value is known before its turn, and how to compute it.
+
+        Its value follows from the answers its default reads (through other computed values, such
+        as `redis` from `redis_features` from `features`): once those are answered, a fixed value
+        that the row cannot have ends the search there, instead of after every later question's
+        values were tried. Keyed by question index; each entry is the factor and the computed
+        questions to evaluate, in copier order.
+        """
+        questions = self.tpl.questions
+        position = {q.name: i for i, q in enumerate(questions)}
+        checks: dict[int, list[tuple[int, list[Question]]]] = {}
+        for fid, factor in enumerate(self.factors):
+            q = self.tpl.by_name[factor.question]
+            if not q.computed:
+                continue
+            chain: set[str] = set()
+            pending = [q.name]
+            ready = 0
+            while pending and ready <= position[q.name]:
+                name = pending.pop()
+                if name in chain:
+                    continue
+                chain.add(name)
+                if position[name] > position[q.name]:  # read before it is computed: undefined
+                    ready = len(questions)
+                names = self.tpl.env.names(self.tpl.by_name[name].default)
+                if names is None:
+                    ready = len(questions)
+                    break
+                for dep in names & position.keys():
+                    if self.tpl.by_name[dep].computed:
+                        pending.append(dep)
+                    else:
+                        ready = max(ready, position[dep] + 1)
+            if ready < position[q.name]:
+                steps = [other for other in questions if other.name in chain]
+                checks.setdefault(ready, []).append((fid, steps))
+        return checks
+
+    def _impossible_early(self, index: int, ctx: Mapping[str, Any]) -> bool:
+        """True when a fixed computed factor already has another value than the fixed one."""
+        for fid, steps in self.early.get(index, ()):
+            if fid not in self.fixed:
+                continue
+            values = dict(ctx)
+            for step in steps:
+                self.tpl.skip(step, values)
+            name = self.factors[fid].question
+            level = _factor_levels([self.factors[fid]], {name: values.get(name, MISSING)})[0]
+            if level != self.fixed[fid]:
+                return True
+        return False
 
     def build(self, fixed: Mapping[int, int]) -> dict[str, Any] | None:
         self.fixed = fixed
@@ -217,23 +332,27 @@ class _RowBuilder:
     def _levels(self, fid: int) -> list[int]:
         return list(range(len(self.factors[fid].values)))
 
+    def forbid(self, core: _Tuple) -> None:
+        for value in core:
+            self.impossible.setdefault(value, []).append(core)
+
     def _gain(self, factor: int, level: int, known: Mapping[int, int | None]) -> int:
+        """How many uncovered tuples `level` for `factor` completes with the values known;
+        -1 when it completes a tuple proven infeasible (such as a feature needing Redis with
+        redis fixed to false)."""
+        for core in self.impossible.get((factor, level), ()):
+            if all(f == factor or known.get(f) == lv for f, lv in core):
+                return -1
+        others = sorted((f, lv) for f, lv in known.items() if lv is not None and f != factor)
         gain = 0
-        for other, other_level in known.items():
-            if other_level is None or other == factor:
-                continue
-            pair = (
-                (factor, level, other, other_level)
-                if factor < other
-                else (other, other_level, factor, level)
-            )
-            gain += pair in self.uncovered
+        for combo in itertools.combinations(others, self.strength - 1):
+            gain += tuple(sorted((*combo, (factor, level)))) in self.uncovered
         return gain
 
     def _options(
         self, q: Question, fids: list[int], known: dict[int, int | None]
     ) -> Iterator[tuple[Any, Any]]:
-        """(levels, answer) candidates for a factor question, most newly covered pairs first."""
+        """(levels, answer) candidates for a factor question, most newly covered tuples first."""
         known = {**self.fixed, **known}
         if not q.multiselect:
             (fid,) = fids
@@ -263,7 +382,26 @@ class _RowBuilder:
         levels: dict[int, int | None],
         resolved: dict[str, Any],
     ) -> dict[str, Any] | None:
+        """A row from question `index` on, or None when none exists (remembered: a search that
+        fails for one database fails alike for the others unless a later question reads it)."""
+        key = self._failure_key(index, ctx)
+        if key is not None and key in self.failed:
+            return None
+        found = self._search(index, ctx, levels, resolved)
+        if found is None and key is not None:
+            self.failed.add(key)
+        return found
+
+    def _search(
+        self,
+        index: int,
+        ctx: dict[str, Any],
+        levels: dict[int, int | None],
+        resolved: dict[str, Any],
+    ) -> dict[str, Any] | None:
         questions = self.tpl.questions
+        if self._impossible_early(index, ctx):
+            return None
         if index == len(questions):
             return resolved
         q = questions[index]
@@ -314,70 +452,118 @@ class _RowBuilder:
 
 
 _SEED_CANDIDATES: Final = 16
-"""Rows tried per step of the greedy pairwise construction (the best one is kept)."""
+"""Rows tried per step of the greedy construction of a covering set (the best one is kept)."""
 
 
-def _pair_targets(factors: Sequence[_Factor]) -> list[_Pair]:
-    if len(factors) >= 2:
-        return [
-            (i, a, j, b)
-            for i, j in itertools.combinations(range(len(factors)), 2)
-            for a in range(len(factors[i].values))
-            for b in range(len(factors[j].values))
-        ]
-    # A single factor (or none): cover each of its values.
-    return [(0, a, 0, a) for a in range(len(factors[0].values))] if factors else []
+def _targets(factors: Sequence[_Factor], strength: int) -> list[_Tuple]:
+    """Every tuple of values of `strength` distinct factors."""
+    return [
+        tuple(zip(combo, values, strict=True))
+        for combo in itertools.combinations(range(len(factors)), strength)
+        for values in itertools.product(*(range(len(factors[i].values)) for i in combo))
+    ]
 
 
-def _pairwise(tpl: Template) -> list[dict[str, Any]]:
-    """A covering array, built greedily: each step keeps the best of a few candidate rows.
+class _Covering:
+    """The greedy construction of a covering array of one strength.
 
-    A candidate row is seeded with one uncovered pair (one per pair of factors, so seeds spread
-    over the questions); a seed that admits no valid row is proven infeasible and dropped.
+    Each step keeps the best of a few candidate rows, each seeded with one uncovered tuple (one
+    per combination of factors, so seeds spread over the questions). A seed that admits no valid
+    row is proven infeasible; so is, by the same search, the smallest part of it that admits none
+    (such as multi_tenant with auth=none): every tuple containing that part is dropped unsearched,
+    so each impossibility costs one search, not one per tuple that contains it.
     """
-    factors = _factors(tpl)
-    targets = _pair_targets(factors)
-    uncovered = set(targets)
-    builder = _RowBuilder(tpl, factors, uncovered)
-    rows: list[tuple[dict[str, Any], set[_Pair]]] = []
-    infeasible: set[_Pair] = set()
-    while uncovered:
-        seeds: dict[tuple[int, int], _Pair] = {}
-        for target in sorted(uncovered):
-            seeds.setdefault((target[0], target[2]), target)
-            if len(seeds) == _SEED_CANDIDATES:
+
+    def __init__(self, tpl: Template, strength: int) -> None:
+        self.tpl = tpl
+        self.factors = _factors(tpl)
+        self.strength = min(strength, len(self.factors))
+        self.targets = _targets(self.factors, self.strength)
+        self.uncovered = set(self.targets)
+        self.builder = _RowBuilder(tpl, self.factors, self.uncovered, self.strength)
+        self.witnesses: list[list[int | None]] = []
+        """The factor levels of every valid row built: each proves its parts feasible."""
+        self.impossible: set[_Tuple] = set()
+
+    def _row(self, seed: _Tuple) -> tuple[dict[str, Any], list[int | None]] | None:
+        row = self.builder.build(dict(seed))
+        if row is None:
+            return None
+        walk = self.tpl.walk(row)  # the canonical, fully checked form of the row
+        if walk.issues:
+            raise RuntimeError(f"covering row failed validation: {walk.issues}")
+        levels = _levels_of(self.tpl, walk, self.factors)
+        if not _contains(levels, seed):
+            raise RuntimeError(f"covering row {walk.resolved} misses its seed {seed}")
+        self.witnesses.append(levels)
+        return walk.resolved, levels
+
+    def _feasible(self, part: _Tuple) -> bool:
+        return any(_contains(levels, part) for levels in self.witnesses) or (
+            self._row(part) is not None
+        )
+
+    def _drop_infeasible(self, seed: _Tuple) -> None:
+        """Record the smallest infeasible part of `seed` and drop every tuple containing it."""
+        core = seed
+        while len(core) > 1:
+            smaller = next(
+                (
+                    part
+                    for part in itertools.combinations(core, len(core) - 1)
+                    if not self._feasible(part)
+                ),
+                None,
+            )
+            if smaller is None:
                 break
-        best: tuple[dict[str, Any], set[_Pair]] | None = None
-        for i, a, j, b in seeds.values():
-            row = builder.build({i: a, j: b})
-            if row is None:
-                uncovered.discard((i, a, j, b))
-                infeasible.add((i, a, j, b))
-                continue
-            walk = tpl.walk(row)  # the canonical, fully checked form of the row
-            if walk.issues:
-                raise RuntimeError(f"pairwise row failed validation: {walk.issues}")
-            pairs = _pairs_of(_levels_of(tpl, walk, factors))
-            if (i, a, j, b) not in pairs:
-                raise RuntimeError(f"pairwise row {walk.resolved} misses its seed {(i, a, j, b)}")
-            if best is None or len(pairs & uncovered) > len(best[1] & uncovered):
-                best = (walk.resolved, pairs)
-        if best is not None:
-            rows.append(best)
-            uncovered -= best[1]
-    # Drop rows whose pairs the other rows cover too (latest first: early rows cover most).
-    for index in range(len(rows) - 1, -1, -1):
-        others = set().union(*(pairs for k, (_, pairs) in enumerate(rows) if k != index))
-        if rows[index][1] <= others:
-            del rows[index]
-    variants = [row for row, _ in rows] or _all(tpl)[:1]
-    covered: set[_Pair] = set()
-    for variant in variants:
-        covered |= _pairs_of(_levels_of(tpl, tpl.walk(variant), factors))
-    missing = set(targets) - infeasible - covered
-    if missing:
-        raise RuntimeError(f"pairwise set misses {len(missing)} feasible pairs")
-    return _unique(variants)
+            core = smaller
+        self.impossible.add(core)
+        self.builder.forbid(core)
+        self.uncovered.difference_update(
+            [target for target in self.uncovered if set(core) <= set(target)]
+        )
+
+    def _infeasible(self, target: _Tuple) -> bool:
+        return any(set(core) <= set(target) for core in self.impossible)
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows: list[tuple[dict[str, Any], set[_Tuple]]] = []
+        while self.uncovered:
+            seeds: dict[tuple[int, ...], _Tuple] = {}
+            for target in sorted(self.uncovered):
+                seeds.setdefault(tuple(factor for factor, _ in target), target)
+                if len(seeds) == _SEED_CANDIDATES:
+                    break
+            best: tuple[dict[str, Any], set[_Tuple]] | None = None
+            for seed in seeds.values():
+                if seed not in self.uncovered:  # dropped with an infeasible part of another seed
+                    continue
+                built = self._row(seed)
+                if built is None:
+                    self._drop_infeasible(seed)
+                    continue
+                tuples = _tuples_of(built[1], self.strength)
+                if best is None or len(tuples & self.uncovered) > len(best[1] & self.uncovered):
+                    best = (built[0], tuples)
+            if best is not None:
+                rows.append(best)
+                self.uncovered.difference_update(best[1])
+        # Drop rows whose tuples the other rows cover too (latest first: early rows cover most).
+        counts = Counter(t for _, tuples in rows for t in tuples)
+        for index in range(len(rows) - 1, -1, -1):
+            if all(counts[t] > 1 for t in rows[index][1]):
+                counts.subtract(rows[index][1])
+                del rows[index]
+        variants = [row for row, _ in rows] or _all(self.tpl)[:1]
+        covered: set[_Tuple] = set()
+        for variant in variants:
+            levels = _levels_of(self.tpl, self.tpl.walk(variant), self.factors)
+            covered |= _tuples_of(levels, self.strength)
+        missing = [t for t in self.targets if t not in covered and not self._infeasible(t)]
+        if missing:
+            raise RuntimeError(f"covering set misses {len(missing)} feasible tuples")
+        return _unique(variants)
 
 
 # -- presets -----------------------------------------------------------------------------------
@@ -509,7 +695,7 @@ def _sample(tpl: Template, spec: str) -> list[dict[str, Any]]:
 
 
 def select(template: Path, spec: str) -> list[dict[str, Any]]:
-    """The variants of a set: all, pairwise, presets, preset:NAME, sample:N[:SEED] or answers.
+    """The variants of a set: all, pairwise, 3wise, presets, preset:NAME, sample:N[:SEED], answers.
 
     Every variant is a full answers dict as `resolve` returns it; raises `VariantError`.
     `sample:N` with N larger than `all` returns all of `all`.
@@ -518,8 +704,8 @@ def select(template: Path, spec: str) -> list[dict[str, Any]]:
     spec = spec.strip()
     if spec == "all":
         return _all(tpl)
-    if spec == "pairwise":
-        return _pairwise(tpl)
+    if spec in STRENGTHS:
+        return _Covering(tpl, STRENGTHS[spec]).rows()
     if spec == "presets":
         return _unique([_preset(tpl, name) for name in PRESETS])
     if spec.startswith("preset:"):
