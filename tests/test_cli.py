@@ -117,6 +117,7 @@ def test_two_renders_get_different_secrets(tmp_path: Path) -> None:
         (["project_name=Shop", "database=oracle"], "'oracle' is not in"),
         (["project_name=Shop", "author_email=nobody"], "author_email must be an e-mail"),
         (["project_name=" + "x" * 61], "project_name must be 1 to 60 characters"),
+        (["project_name=Shop", "auth=none", "features=billing"], "billing needs auth=jwt"),
         ([], 'Question "project_name" is required'),
     ],
 )

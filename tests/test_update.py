@@ -471,6 +471,7 @@ def test_invalid_answers_are_refused_and_the_project_is_unchanged(
         pytest.param({"multi_tenant": True}, {"multi_tenant": False}, "multi_tenant", id="mt-off"),
         pytest.param({"multi_tenant": True}, {"auth": "none"}, "auth", id="auth-off-with-mt"),
         pytest.param({"features": ["email"]}, {"features": []}, "features", id="email-off"),
+        pytest.param({"features": ["billing"]}, {"features": []}, "features", id="billing-off"),
     ],
 )
 def test_answers_that_cannot_change_are_refused_before_anything_is_written(
@@ -516,6 +517,7 @@ def test_cli_refuses_a_database_change_with_exit_2(project: Path) -> None:
         ({"auth": "jwt", "features": ["email"]}, {"features": ["jobs", "email"]}, []),
         ({"auth": "jwt", "features": ["cache"]}, {"features": []}, []),
         ({"auth": "none", "features": ["email"]}, {"features": []}, []),  # no revision to lose
+        ({"auth": "jwt", "features": ["billing", "cache"]}, {"features": ["cache"]}, ["features"]),
     ],
 )
 def test_refused_answer_changes_names_each_refused_answer(
@@ -816,6 +818,31 @@ def test_adding_email_brings_its_revision_and_keeps_every_edit(project: Path) ->
     assert '"aiosmtplib>=' in (project / "pyproject.toml").read_text()
     assert "EMAIL_BACKEND=" in (project / ".env.example").read_text()
     assert not (project / "app/core/redis.py").exists()  # email needs no Redis
+    assert not list(project.rglob("*.rej"))
+
+
+def test_adding_billing_brings_its_revision_and_leaves_the_applied_ones(project: Path) -> None:
+    """`-d 'features=[billing]'` brings billing and its own revision (`billing_0001`, after
+    `auth_0001`); the revisions the database may have applied are untouched."""
+    folder = project / "migrations/versions"
+    versions = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+
+    result = update(project, data={"features": ["billing"]})
+
+    assert result.ok, result.conflicts
+    assert answers_of(project)["features"] == ["billing"]
+    after = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+    assert {name: after.get(name) for name in versions} == versions
+    assert set(after) - set(versions) == {"billing_0001_billing.py"}
+    assert (
+        'down_revision: str | None = "auth_0001"'
+        in (folder / "billing_0001_billing.py").read_text()
+    )
+    assert (project / "app/billing/plans.py").is_file()
+    assert (project / "app/routers/billing.py").is_file()
+    assert '"stripe[async]>=' in (project / "pyproject.toml").read_text()
+    assert "STRIPE_WEBHOOK_SECRET=" in (project / ".env.example").read_text()
+    assert not (project / "app/core/redis.py").exists()  # billing needs no Redis
     assert not list(project.rglob("*.rej"))
 
 

@@ -25,6 +25,7 @@ from backforge import model as v
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"]
+JWT_ONLY_FEATURES = frozenset({"billing"})  # copier.yml's features validator: need auth=jwt
 NON_CODE = ("project_name", "project_slug", "description", "ci", "docker")
 
 Answers = dict[str, Any]
@@ -160,18 +161,20 @@ def choice_values(details: Mapping[str, Any]) -> list[Any]:
 
 
 def expected_all_count(template: Path) -> int:
-    """database x auth/multi_tenant x 2^features, read from the YAML (no Jinja involved)."""
+    """database x auth/multi_tenant x 2^features, read from the YAML (no Jinja involved); the
+    features that need auth=jwt (`JWT_ONLY_FEATURES`) join the jwt variants only."""
     config = raw_config(template)
-    count = len(choice_values(config["database"])) if "database" in config else 1
-    if "auth" in config:
-        auth = choice_values(config["auth"])
-        if "multi_tenant" in config:  # asked only when auth == 'jwt': jwt counts twice
-            count *= len(auth) + ("jwt" in auth)
-        else:
-            count *= len(auth)
-    if "features" in config:
-        count *= 2 ** len(choice_values(config["features"]))
-    return count
+    databases = len(choice_values(config["database"])) if "database" in config else 1
+    features = choice_values(config["features"]) if "features" in config else []
+    every_set: int = 2 ** len(features)
+    if "auth" not in config:
+        return databases * every_set
+    auth = choice_values(config["auth"])
+    jwt_only = [f for f in features if f in JWT_ONLY_FEATURES]
+    jwt = ("jwt" in auth) * (2 if "multi_tenant" in config else 1)  # multi_tenant: jwt only
+    others = len(auth) - ("jwt" in auth)
+    without_jwt_only: int = 2 ** (len(features) - len(jwt_only))
+    return databases * (jwt * every_set + others * without_jwt_only)
 
 
 def code_part(answers: Mapping[str, Any]) -> tuple[Any, ...]:

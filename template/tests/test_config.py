@@ -11,14 +11,7 @@ from app.core.logging import JSONFormatter
 from app.db.url import to_async_url
 from app.main import create_app
 from tests.support.database import configured_database_url
-
-STRONG_KEY = "k" * 48
-
-
-def production(**overrides: object) -> Settings:
-    values: dict[str, object] = {"environment": "production", "secret_key": STRONG_KEY}
-    values.update(overrides)
-    return Settings.model_validate(values)
+from tests.support.production import production
 
 
 @pytest.mark.parametrize(

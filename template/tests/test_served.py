@@ -40,6 +40,9 @@ def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     redis_url: str | None = getattr(settings, "redis_url", None)
     if redis_url:
         env["REDIS_URL"] = redis_url
+    prices: dict[str, str] | None = getattr(settings, "stripe_prices", None)
+    if prices:  # billing: the plans the suite's accounts pay for
+        env["STRIPE_PRICES"] = json.dumps(prices)
     with uvicorn("app.main:app", env, tmp_path_factory.mktemp("served") / "uvicorn.log") as served:
         yield served
 

@@ -9,8 +9,10 @@ inside the request-id layer: a 429 carries the request id, every allowed respons
 carries the `RateLimit` fields. Paths outside the prefix (/health, /ready, /docs) are never limited.
 A WebSocket handshake under the prefix counts as a request too: a refused one is answered with
 the same 429 (or, on a server without ASGI's denial responses, closed with 1008 before it opens).
+`policy_of` may choose another policy for a client (with billing: its plan's).
 """
 
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -23,6 +25,9 @@ from app.ratelimit.limiter import Policy, RateLimits
 WEB = frozenset({"http", "websocket"})
 DENIAL = "websocket.http.response"  # the ASGI extension for answering a handshake with HTTP
 
+PolicyOf = Callable[[Scope, str, Policy], Awaitable[Policy]]
+"""(the request, its client, the default policy) -> the policy its hit counts under."""
+
 
 class RateLimitMiddleware:
     def __init__(
@@ -34,6 +39,8 @@ class RateLimitMiddleware:
         trusted: tuple[Network, ...],
         user_of: UserOfToken | None,
         api_keys: bool = False,
+        exempt: frozenset[str] = frozenset(),
+        policy_of: PolicyOf | None = None,
     ) -> None:
         self.app = app
         self.policy = policy
@@ -41,10 +48,13 @@ class RateLimitMiddleware:
         self.trusted = trusted
         self.user_of = user_of
         self.api_keys = api_keys
+        # Paths never counted: a caller that retries on its own schedule (a webhook sender).
+        self.exempt = exempt
+        self.policy_of = policy_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] not in WEB or not path.startswith(self.prefix):
+        if scope["type"] not in WEB or not path.startswith(self.prefix) or path in self.exempt:
             await self.app(scope, receive, send)
             return
         limits: RateLimits = scope["app"].state.rate_limits
@@ -54,7 +64,10 @@ class RateLimitMiddleware:
         if keys is not None and limits.shared and not client.startswith("org:"):
             api_key = Headers(scope=scope).get("x-api-key")
             marker = keys.marker(api_key) if api_key else None
-        decision = await limits.hit(self.policy, client, marker=marker)
+        policy = self.policy
+        if self.policy_of is not None:
+            policy = await self.policy_of(scope, client, policy)
+        decision = await limits.hit(policy, client, marker=marker)
         if decision is None:
             await self.app(scope, receive, send)
             return

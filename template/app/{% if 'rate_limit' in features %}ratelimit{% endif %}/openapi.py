@@ -20,15 +20,15 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
 }
 
 
-def document_rate_limits(app: FastAPI, prefix: str) -> None:
-    """Wrap the app's OpenAPI builder: operations under `prefix` answer 429 too."""
+def document_rate_limits(app: FastAPI, prefix: str, exempt: frozenset[str] = frozenset()) -> None:
+    """Wrap the app's OpenAPI builder: operations under `prefix` (but `exempt`) answer 429 too."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         document = build()
         status = str(HTTPStatus.TOO_MANY_REQUESTS.value)
         for path, path_item in document.get("paths", {}).items():
-            if not path.startswith(prefix):
+            if not path.startswith(prefix) or path in exempt:
                 continue
             for operation in path_item.values():
                 responses = operation.setdefault("responses", {})
