@@ -554,7 +554,10 @@ def test_the_base_templates_names_are_reserved_in_every_variant(tmp_path: Path) 
             "project_name": "Full",
             "auth": "jwt",
             "multi_tenant": True,
-            "features": ["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"],
+            "features": [
+                *["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"],
+                "audit",
+            ],
         },
         quiet=True,
         skip_tasks=True,

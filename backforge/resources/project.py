@@ -179,11 +179,13 @@ def alembic_heads(project: Path) -> list[str]:
 
 BASE_TEMPLATE: Final = "the base template (in some variant: an update may add it later)"
 BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
-    "resources": frozenset(["account_token", "item", "organization", "user"]),
+    "resources": frozenset(["account_token", "audit", "item", "organization", "user"]),
     "classes": frozenset(
         [
             "AccountToken",
             "ApiKey",
+            "AuditChain",
+            "AuditEvent",
             "Invitation",
             "Item",
             "ItemBase",
@@ -201,6 +203,8 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
         [
             "account_tokens",
             "api_keys",
+            "audit_chains",
+            "audit_events",
             "invitations",
             "items",
             "memberships",
@@ -212,6 +216,7 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
     "routes": frozenset(
         [
             "account",
+            "audit",
             "auth",
             "health",
             "invitations",
@@ -228,7 +233,9 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
 """What the base template names in its fullest variant (jwt, multi_tenant, every feature): a
 project that lacks a capability today may switch it on in an update, so a resource never takes
 these (tests/test_resources_cli.py checks the list against a render)."""
-BASE_REVISIONS: Final = frozenset({"core_0001", "auth_0001", "email_0001", "tenancy_0001"})
+BASE_REVISIONS: Final = frozenset(
+    {"core_0001", "auth_0001", "email_0001", "tenancy_0001", "audit_0001"}
+)
 """The base template's revision ids in its fullest variant, likewise never a resource's."""
 
 
