@@ -22,6 +22,11 @@ class Actor:
     kind: ActorKind
     id: uuid.UUID | None = None
 
+    @classmethod
+    def acting(cls, user_id: uuid.UUID | None, api_key_id: uuid.UUID | None) -> "Actor":
+        """A signed-in user, else an organization's API key."""
+        return cls("user", user_id) if user_id is not None else cls("api_key", api_key_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Scope:
@@ -49,7 +54,7 @@ class Scope:
     ) -> "Scope":
         """An organization's rows; a new one records who made it (None for an API key)."""
         stamp = {"organization_id": organization_id, "owner_id": user_id}
-        actor = Actor("user", user_id) if user_id is not None else Actor("api_key", api_key_id)
+        actor = Actor.acting(user_id, api_key_id)
         return cls("organization", organization_id, stamp, actor=actor)
 
     @classmethod

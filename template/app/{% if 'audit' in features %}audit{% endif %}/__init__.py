@@ -5,6 +5,22 @@
 a hash chain per organization afterwards (`app.audit.chain`), off the request path.
 """
 
-from app.audit.log import PROJECT_CHAIN, REDACTED, AuditLog, changes_of, content_hash
+from app.audit.log import (
+    NOBODY,
+    PROJECT_CHAIN,
+    REDACTED,
+    SYSTEM,
+    AuditLog,
+    changes_of,
+    content_hash,
+)
 
-__all__ = ["PROJECT_CHAIN", "REDACTED", "AuditLog", "changes_of", "content_hash"]
+__all__ = [
+    "NOBODY",
+    "PROJECT_CHAIN",
+    "REDACTED",
+    "SYSTEM",
+    "AuditLog",
+    "changes_of",
+    "content_hash",
+]

@@ -35,6 +35,8 @@ REDACTION = "[redacted]"
 PROJECT_CHAIN = "project"
 """The chain of what belongs to no organization (users, sign-ins; all without multi_tenant)."""
 NOBODY = Actor("anonymous")
+SYSTEM = Actor("system")
+"""The application itself: a command, the startup bootstrap."""
 
 HASHED = (
     "id",
@@ -103,13 +105,13 @@ class AuditLog:
         self,
         session: AsyncSession,
         *,
-        actor: Actor | None,
+        actor: Actor | None = SYSTEM,
         organization_id: uuid.UUID | None = None,
         request_id: str | None = None,
         client_ip: str | None = None,
     ) -> None:
         self.session = session
-        self.actor = actor or NOBODY
+        self.actor = actor or NOBODY  # None: a request whose caller is not known (yet)
         self.organization_id = organization_id
         self.request_id = request_id
         self.client_ip = client_ip
