@@ -19,8 +19,10 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func
+from sqlalchemy import CursorResult, delete, func
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,7 +33,16 @@ from app.models.audit import AuditChain, AuditEvent
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PROJECT_CHAIN", "BrokenLink", "Verification", "link", "run_sealer", "seal", "verify"]
+__all__ = [
+    "PROJECT_CHAIN",
+    "BrokenLink",
+    "Verification",
+    "link",
+    "prune",
+    "run_sealer",
+    "seal",
+    "verify",
+]
 
 GENESIS = "0" * 64
 """The `prev_hash` of a chain's first row."""
@@ -85,6 +96,36 @@ async def seal(session: AsyncSession, *, batch: int = SEAL_BATCH) -> int:
         await session.commit()
         sealed += len(rows)
     return sealed
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Delete the sealed rows older than `before` (retention), oldest first, each chain's only up
+    to its first younger row so that what is kept stays one unbroken run; each chain records
+    where it was cut (`pruned_through_seq`, `anchor_hash`), so that `verify` starts there. One
+    transaction per chain; how many rows were deleted."""
+    chains = (await session.exec(select(AuditChain.chain_key).order_by(AuditChain.chain_key))).all()
+    await session.commit()
+    deleted = 0
+    for chain_key in chains:
+        chain = await _chain_for_update(session, chain_key)
+        in_chain = (col(AuditEvent.chain_key) == chain_key, col(AuditEvent.seq).is_not(None))
+        young = select(func.min(AuditEvent.seq)).where(
+            *in_chain, col(AuditEvent.occurred_at) >= before
+        )
+        first_young = (await session.exec(young)).one()
+        through = chain.seq if first_young is None else first_young - 1
+        if through <= chain.pruned_through_seq:
+            await session.commit()
+            continue
+        last = select(AuditEvent.chain_hash).where(*in_chain, col(AuditEvent.seq) == through)
+        anchor = (await session.exec(last)).one()
+        cut = delete(AuditEvent).where(*in_chain, col(AuditEvent.seq) <= through)
+        result = cast("CursorResult[Any]", await session.exec(cut))
+        deleted += result.rowcount
+        chain.pruned_through_seq, chain.anchor_hash = through, anchor or GENESIS
+        session.add(chain)
+        await session.commit()
+    return deleted
 
 
 @dataclass(frozen=True, slots=True)
