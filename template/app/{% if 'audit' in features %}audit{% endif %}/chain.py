@@ -22,16 +22,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func
+from sqlalchemy import CursorResult, bindparam, delete, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.log import PROJECT_CHAIN, content_hash
+from app.db.session import connection_of
 from app.db.types import utcnow
 from app.models.audit import AuditChain, AuditEvent
 
 logger = logging.getLogger(__name__)
+_EVENTS = AuditEvent.metadata.tables["audit_events"]
+_PENDING_CHAINS = sa_select(_EVENTS.c.chain_key).where(_EVENTS.c.sealed_at.is_(None)).distinct()
+_PENDING_ROWS = (
+    sa_select(_EVENTS.c.id, _EVENTS.c.content_hash)
+    .where(_EVENTS.c.chain_key == bindparam("chain_key"), _EVENTS.c.sealed_at.is_(None))
+    .order_by(_EVENTS.c.occurred_at, _EVENTS.c.id)
+    .limit(bindparam("batch"))
+)
+_SEAL_ROW = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("row_id"))
+    .values(
+        seq=bindparam("seq"),
+        prev_hash=bindparam("prev_hash"),
+        chain_hash=bindparam("chain_hash"),
+        sealed_at=bindparam("sealed_at"),
+    )
+)
 
 __all__ = [
     "PROJECT_CHAIN",
@@ -70,31 +90,35 @@ async def _chain_for_update(session: AsyncSession, chain_key: str) -> AuditChain
 
 async def seal(session: AsyncSession, *, batch: int = SEAL_BATCH) -> int:
     """Seal the rows not sealed yet into their chains, up to `batch` per chain, one transaction
-    per chain; how many were sealed."""
-    pending = select(AuditEvent.chain_key).where(col(AuditEvent.sealed_at).is_(None)).distinct()
-    chain_keys = sorted((await session.exec(pending)).all())
+    per chain; how many were sealed. Core statements (one read of ids and hashes, one
+    executemany UPDATE per chain): no ORM entity per row."""
+    connection = await connection_of(session)
+    chain_keys = sorted((await connection.execute(_PENDING_CHAINS)).scalars())
     await session.commit()
     sealed = 0
     for chain_key in chain_keys:
         chain = await _chain_for_update(session, chain_key)
-        rows = (
-            await session.exec(
-                select(AuditEvent)
-                .where(AuditEvent.chain_key == chain_key, col(AuditEvent.sealed_at).is_(None))
-                .order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
-                .limit(batch)
-            )
-        ).all()
-        now = utcnow()
-        for row in rows:
+        connection = await connection_of(session)
+        pending = await connection.execute(_PENDING_ROWS, {"chain_key": chain_key, "batch": batch})
+        now, changes = utcnow(), []
+        for row_id, row_hash in pending.all():
             chain.seq += 1
-            row.seq, row.prev_hash, row.sealed_at = chain.seq, chain.head_hash, now
-            row.chain_hash = link(chain.head_hash, row.content_hash, chain.seq, chain_key)
-            chain.head_hash = row.chain_hash
-            session.add(row)
+            chain_hash = link(chain.head_hash, row_hash, chain.seq, chain_key)
+            changes.append(
+                {
+                    "row_id": row_id,
+                    "seq": chain.seq,
+                    "prev_hash": chain.head_hash,
+                    "chain_hash": chain_hash,
+                    "sealed_at": now,
+                }
+            )
+            chain.head_hash = chain_hash
+        if changes:
+            await connection.execute(_SEAL_ROW, changes)
         session.add(chain)
         await session.commit()
-        sealed += len(rows)
+        sealed += len(changes)
     return sealed
 
 
