@@ -29,7 +29,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.log import PROJECT_CHAIN, content_hash
-from app.db.session import connection_of
+from app.db.session import SessionGate, connection_of
 from app.db.types import utcnow
 from app.models.audit import AuditChain, AuditEvent
 
@@ -234,13 +234,17 @@ async def verify(session: AsyncSession, chain_key: str | None = None) -> Verific
     return Verification(total, len(chains), unsealed, None)
 
 
-async def run_sealer(factory: async_sessionmaker[AsyncSession], every_seconds: float) -> None:
+async def run_sealer(
+    factory: async_sessionmaker[AsyncSession], gate: SessionGate, every_seconds: float
+) -> None:
     """Seal new rows every `every_seconds`, for as long as the app runs (a task of its lifespan);
-    a failure (the database away, another process sealing the same chain) is logged and retried."""
+    a failure (the database away, another process sealing the same chain) is logged and retried.
+    It takes its session through the requests' session gate: it never holds a pooled connection
+    that a request waits for."""
     while True:
         await asyncio.sleep(every_seconds)
         try:
-            async with factory() as session:
+            async with gate, factory() as session:
                 await seal(session)
         except Exception:
             logger.warning("sealing the audit log failed; retrying", exc_info=True)
