@@ -404,6 +404,7 @@ columns are in the database, and the applied revisions that made them would be d
 REVISION_FEATURES: Final[Mapping[str, str]] = {
     "email": "account tokens (revision email_0001)",
     "billing": "billable accounts and Stripe events (revision billing_0001)",
+    "audit": "audit log (revision audit_0001)",
 }
 """The features with migration revisions of their own (rendered with `auth=jwt`), and the schema
 each brings: like a capability, an update may add one to `features` but never remove it."""

@@ -450,6 +450,26 @@ def test_the_hook_reads_features_given_as_text(
     ), err
 
 
+def test_audit_is_kept_on_like_email(tmp_path: Path) -> None:
+    """The audit log's table comes with its revision: an update never takes audit out."""
+    before = {"auth": "jwt", "features": ["audit", "jobs"]}
+    messages = refused_answer_changes(before, {"features": ["jobs"]})
+    assert [m for m in messages if "cannot switch off audit" in m], messages
+    assert refused_answer_changes(before, {"features": ["audit"]}) == []
+    code, err = run_refuse_hook(tmp_path, before, {"features": "jobs"})
+    assert (code, "refused: features: cannot switch off audit" in err) == (1, True), err
+
+
+def test_audit_without_jwt_exits_2_naming_the_rule(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    code, output = new(
+        str(dest), "--defaults", "-d", "project_name=X", "-d", "auth=none", "-d", "features=audit"
+    )
+    assert code == 2, output
+    assert "features: audit needs auth=jwt" in " ".join(output.split())
+    assert not dest.exists()
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -157,7 +157,7 @@ def test_the_base_item_files_are_the_resource_template_rendered_for_items() -> N
         ("jwt", False),
         ("jwt", True),
     }
-    assert {"cache", "websockets", "jobs"} <= _features_read()
+    assert {"cache", "websockets", "jobs", "audit"} <= _features_read()
     assert any("jobs" in v["features"] for v in variants)
     mismatches = _mismatches(variants)
     assert not mismatches, f"{len(mismatches)} differ; the first:\n{mismatches[0]}"

@@ -846,6 +846,27 @@ def test_adding_billing_brings_its_revision_and_leaves_the_applied_ones(project:
     assert not list(project.rglob("*.rej"))
 
 
+def test_adding_audit_brings_its_revision_and_its_writes(project: Path) -> None:
+    """`-d 'features=[audit]'` later: its revision (`audit_0001`, an empty log) comes alone into
+    migrations/versions, and the item service writes audit rows from then on."""
+    folder = project / "migrations/versions"
+    versions = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+
+    result = update(project, data={"features": ["audit"]})
+
+    assert result.ok, result.conflicts
+    after = {p.name: p.read_bytes() for p in folder.glob("*.py")}
+    assert {name: after.get(name) for name in versions} == versions
+    assert set(after) - set(versions) == {"audit_0001_audit_events.py"}
+    assert (
+        'down_revision: str | None = "auth_0001"'
+        in (folder / "audit_0001_audit_events.py").read_text()
+    )
+    assert "await self.audit.record(" in (project / "app/services/item.py").read_text()
+    assert (project / "app/routers/audit.py").is_file()
+    assert not list(project.rglob("*.rej"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Installing: uv lock and uv sync after a clean update, nothing committed
 # ---------------------------------------------------------------------------------------------

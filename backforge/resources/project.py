@@ -179,12 +179,14 @@ def alembic_heads(project: Path) -> list[str]:
 
 BASE_TEMPLATE: Final = "the base template (in some variant: an update may add it later)"
 BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
-    "resources": frozenset(["account_token", "billing", "item", "organization", "user"]),
+    "resources": frozenset(["account_token", "audit", "billing", "item", "organization", "user"]),
     "classes": frozenset(
         [
             "AccountKind",
             "AccountToken",
             "ApiKey",
+            "AuditChain",
+            "AuditEvent",
             "BillingAccount",
             "BillingEvent",
             "EventStatus",
@@ -205,6 +207,8 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
         [
             "account_tokens",
             "api_keys",
+            "audit_chains",
+            "audit_events",
             "billing_accounts",
             "billing_events",
             "invitations",
@@ -218,6 +222,7 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
     "routes": frozenset(
         [
             "account",
+            "audit",
             "auth",
             "billing",
             "health",
@@ -236,7 +241,7 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
 project that lacks a capability today may switch it on in an update, so a resource never takes
 these (tests/test_resources_cli.py checks the list against a render)."""
 BASE_REVISIONS: Final = frozenset(
-    {"core_0001", "auth_0001", "email_0001", "billing_0001", "tenancy_0001"}
+    {"core_0001", "auth_0001", "email_0001", "billing_0001", "tenancy_0001", "audit_0001"}
 )
 """The base template's revision ids in its fullest variant, likewise never a resource's."""
 

@@ -12,6 +12,20 @@ from typing import Literal, cast
 from app.core.errors import PermissionDeniedError
 
 ScopeKind = Literal["owner", "organization", "project"]
+ActorKind = Literal["user", "api_key", "system", "anonymous"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a user, an organization's API key, the application itself, or nobody known."""
+
+    kind: ActorKind
+    id: uuid.UUID | None = None
+
+    @classmethod
+    def acting(cls, user_id: uuid.UUID | None, api_key_id: uuid.UUID | None) -> "Actor":
+        """A signed-in user, else an organization's API key."""
+        return cls("user", user_id) if user_id is not None else cls("api_key", api_key_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,20 +37,29 @@ class Scope:
     """The columns a new row gets: its owner, its organization."""
     writable: bool = True
     """False: the caller may read these rows, not change them."""
+    actor: Actor | None = None
+    """Who works on them (what an audit row names); None: not known here (a job's read)."""
 
     @classmethod
     def owner(cls, owner_id: uuid.UUID) -> "Scope":
-        return cls("owner", owner_id, {"owner_id": owner_id})
+        return cls("owner", owner_id, {"owner_id": owner_id}, actor=Actor("user", owner_id))
 
     @classmethod
-    def organization(cls, organization_id: uuid.UUID, *, user_id: uuid.UUID | None) -> "Scope":
+    def organization(
+        cls,
+        organization_id: uuid.UUID,
+        *,
+        user_id: uuid.UUID | None,
+        api_key_id: uuid.UUID | None = None,
+    ) -> "Scope":
         """An organization's rows; a new one records who made it (None for an API key)."""
         stamp = {"organization_id": organization_id, "owner_id": user_id}
-        return cls("organization", organization_id, stamp)
+        actor = Actor.acting(user_id, api_key_id)
+        return cls("organization", organization_id, stamp, actor=actor)
 
     @classmethod
-    def everyone(cls, *, writable: bool = True) -> "Scope":
-        return cls("project", None, {}, writable)
+    def everyone(cls, *, writable: bool = True, actor: Actor | None = None) -> "Scope":
+        return cls("project", None, {}, writable, actor)
 
     @property
     def key(self) -> str:
