@@ -27,7 +27,8 @@ from yes_no import parse_yes_no
 
 FIXED = ("database",)
 CAPABILITIES: dict[str, Any] = {"auth": "jwt", "multi_tenant": True}
-REVISION_FEATURES = ("email", "billing", "audit")  # features with revisions of their own (with auth=jwt)
+# The features with revisions of their own (with auth=jwt).
+REVISION_FEATURES = ("email", "billing", "audit")
 
 
 def _is_on(name: str, value: Any, on: Any) -> bool:
