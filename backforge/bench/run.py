@@ -407,10 +407,16 @@ class _VariantRun:
             ) from exc
 
     def _stack_import_s(self, python: str, env: Mapping[str, str], modules: list[str]) -> float:
-        """Median of COLD_STARTS timed launches (to the exit) of a fresh interpreter, pinned and
-        with the environment of the servers, that turns the garbage collector off and imports
-        `modules`; after one unmeasured launch, as the servers' cold starts."""
-        script = f"import gc\ngc.disable()\nfor name in {modules!r}:\n    __import__(name)\n"
+        """Median of COLD_STARTS timed launches (to the exit right after the last import) of a
+        fresh interpreter, pinned and with the environment of the servers, that turns the garbage
+        collector off and imports `modules`; after one unmeasured launch, as the servers' cold
+        starts."""
+        # Ends with os._exit: the interpreter's teardown of what it imported is no part of a
+        # start (the servers' launches end at their first answer).
+        script = (
+            f"import gc, os\ngc.disable()\nfor name in {modules!r}:\n    __import__(name)\n"
+            "os._exit(0)\n"
+        )
         command = [*CpuLayout.prefix(self.layout.server), python, "-c", script]
         timings: list[float] = []
         for launch in range(COLD_STARTS + 1):
