@@ -41,7 +41,7 @@ from backforge.bench import (
     run_bench,
 )
 from backforge.bench.processes import UvicornServer
-from backforge.bench.results import FirstRequest
+from backforge.bench.results import FirstRequest, stack_modules, top_level
 from backforge.cli import app
 from backforge.cli.bench import parse_connections
 from backforge.errors import UsageError
@@ -162,6 +162,74 @@ def test_side_results_take_medians_over_rounds_and_sum_errors() -> None:
     assert side.to_dict()["rounds"][1]["cpu_us_per_request"] == 700.0
 
 
+def cold_start_targets(answers: dict[str, Any], app: float, stack: float | None) -> dict[str, bool]:
+    variant = VariantBench("v", answers, app_cold_start_s=app, stack_import_s=stack)
+    return {t.name: t.met for t in variant.targets() if t.name.startswith("cold start")}
+
+
+def test_cold_start_is_checked_against_the_stacks_imports_and_in_seconds_when_plain() -> None:
+    ratio, seconds = "cold start <= 1.15 x the stack's imports (app)", "cold start <= 0.6 s (app)"
+    plain = {"database": "postgresql", "auth": "jwt", "features": []}
+    assert cold_start_targets(plain, 0.575, 0.5) == {ratio: True, seconds: True}  # 1.15 x 0.5
+    assert cold_start_targets(plain, 0.58, 0.5) == {ratio: False, seconds: True}
+    assert cold_start_targets(plain, 0.61, 0.6) == {ratio: True, seconds: False}
+    assert cold_start_targets(plain, 0.5, None) == {ratio: False, seconds: True}  # not measured
+    # The seconds are the plain variant's target: a variant with features has only the ratio.
+    cached = {**plain, "features": ["cache"]}
+    assert cold_start_targets(cached, 0.68, 0.6) == {ratio: True}
+    assert cold_start_targets(cached, 0.7, 0.6) == {ratio: False}
+    variant = VariantBench("v", plain, app_cold_start_s=0.6, stack_import_s=0.55)
+    variant.stack_packages = ["fastapi", "sqlalchemy"]
+    document = variant.to_dict()
+    assert document["cold_start_s"]["stack_imports"] == 0.55
+    assert document["stack_packages"] == ["fastapi", "sqlalchemy"]
+    out = io.StringIO()
+    print_result(
+        BenchResult(1.0, [64], 3, 1, [], [], variants=[variant]), Console(file=out, width=200)
+    )
+    assert "importing the 2 third-party packages app.main loads" in out.getvalue()
+    assert "0.55 s" in out.getvalue()
+
+
+def test_the_stack_is_the_third_party_modules_app_main_loaded_in_their_order() -> None:
+    site = "/p/.venv/lib/python3.12/site-packages"
+    stdlib = "/usr/lib/python3.12"
+    loaded: list[tuple[str, str | None]] = [
+        ("fastapi", f"{site}/fastapi/__init__.py"),
+        ("starlette.routing", f"{site}/starlette/routing.py"),
+        ("json.decoder", f"{stdlib}/json/decoder.py"),
+        ("_asyncio", f"{stdlib}/lib-dynload/_asyncio.so"),
+        ("_sysconfigdata__linux_x86_64-linux-gnu", f"{stdlib}/_sysconfigdata.py"),
+        ("app", "/p/app/__init__.py"),
+        ("app.core.config", "/p/app/core/config.py"),
+        ("application_helpers", f"{site}/application_helpers.py"),
+        ("opentelemetry", f"{site}/opentelemetry"),  # a namespace package: its folder
+        ("sqlalchemy.ext.asyncio", f"{site}/sqlalchemy/ext/asyncio/__init__.py"),
+        ("_cffi_backend", f"{site}/_cffi_backend.cpython-312-x86_64-linux-gnu.so"),
+        ("cython_runtime", None),  # Cython's entry: no file, not importable
+        ("sitecustomize", "/p/.venv/lib/python3.12/site-packages-other/sitecustomize.py"),
+    ]
+    modules = stack_modules(loaded, [site + "/"])
+    assert modules == [
+        "fastapi",
+        "starlette.routing",
+        "application_helpers",  # not `app` although it starts with it
+        "opentelemetry",
+        "sqlalchemy.ext.asyncio",
+        "_cffi_backend",
+    ]
+    assert stack_modules(loaded, [site]) == modules  # with or without the trailing slash
+    assert top_level(modules) == [
+        "fastapi",
+        "starlette",
+        "application_helpers",
+        "opentelemetry",
+        "sqlalchemy",
+        "_cffi_backend",
+    ]
+    assert top_level(["a.b", "a.c", "b", "a"]) == ["a", "b"]
+
+
 def test_targets_name_what_was_missed() -> None:
     health, read = ENDPOINTS[0], ENDPOINTS[1]
     variant = VariantBench(
@@ -182,6 +250,7 @@ def test_targets_name_what_was_missed() -> None:
         app_cold_start_s=1.2,
         floor_cold_start_s=0.5,
         app_rss_mb=160.0,
+        stack_import_s=1.1,
     )
     assert variant.endpoints[0].ratio == pytest.approx(0.9)
     met = {target.name: target.met for target in variant.targets()}
@@ -191,10 +260,9 @@ def test_targets_name_what_was_missed() -> None:
         "zero errors (app)": False,
         "p99 <= 4 x p50 (app)": False,
         "RSS after load < 150 MB": False,
-        "cold start <= 3 x the floor's": True,
+        "cold start <= 1.15 x the stack's imports (app)": True,
+        "cold start <= 0.6 s (app)": False,
     }
-    variant.app_cold_start_s = 1.6
-    assert not {t.name: t.met for t in variant.targets()}["cold start <= 3 x the floor's"]
     document = variant.to_dict()
     assert document["endpoints"][1]["ratio"] == pytest.approx(0.25)
     json.dumps(document)
@@ -421,10 +489,13 @@ def test_fewer_round_trips_or_a_lower_ratio_is_no_regression() -> None:
 
 
 def test_a_record_without_the_new_fields_still_compares() -> None:
-    """Records written before the first request and the cache were measured."""
+    """Records written before the first request, the cache and the stack's imports were
+    measured."""
     old = record(3.0)
     for variant in old["variants"]:
         del variant["first_request"]
+        del variant["cold_start_s"]["stack_imports"]
+        del variant["stack_packages"]
         for endpoint in variant["endpoints"]:
             for side in ("app", "floor"):
                 for name in ("cache_hits", "cache_misses", "cache_hit_ratio"):
@@ -545,6 +616,7 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "app/floor" in result.output
     assert "cold start" in result.output
+    assert "third-party packages app.main loads" in result.output
     assert "first and second get_item after launch" in result.output
     assert "Redis keyspace lookups per app request" in result.output
     document: dict[str, Any] = json.loads(out.read_text())
@@ -565,6 +637,10 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert variant["notes"] == []  # the floor answers with the app's JSON shape
     assert 0 < variant["cold_start_s"]["app"] < 60
     assert 0 < variant["cold_start_s"]["floor"] < 60
+    assert 0 < variant["cold_start_s"]["stack_imports"] < 60
+    assert {"fastapi", "sqlalchemy", "redis"} <= set(variant["stack_packages"])
+    assert "app" not in variant["stack_packages"]
+    assert "asyncio" not in variant["stack_packages"]
     assert [e["name"] for e in variant["endpoints"]] == [e.name for e in ENDPOINTS]
     for endpoint in variant["endpoints"]:
         for side in ("app", "floor"):

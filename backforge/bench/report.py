@@ -72,7 +72,8 @@ def print_result(result: BenchResult, console: Console) -> None:
             _print_cache_lookups(variant, connections, console)
         console.print(
             f"cold start (launch to first /health 200, median of {COLD_STARTS}): "
-            f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s",
+            f"app {variant.app_cold_start_s:.2f} s, floor {variant.floor_cold_start_s:.2f} s"
+            f"{_stack_imports(variant)}",
             highlight=False,
         )
         _print_first_requests(variant, console)
@@ -84,6 +85,17 @@ def print_result(result: BenchResult, console: Console) -> None:
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for line in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False)
+
+
+def _stack_imports(variant: VariantBench) -> str:
+    """The time to import the stack app.main loads, when measured."""
+    if variant.stack_import_s is None:
+        return ""
+    return (
+        f"; importing the {len(variant.stack_packages)} third-party packages app.main loads "
+        f"(gc off, launch to the last import, median of {COLD_STARTS}): "
+        f"{variant.stack_import_s:.2f} s"
+    )
 
 
 def _print_cache_lookups(variant: VariantBench, connections: int, console: Console) -> None:

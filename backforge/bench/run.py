@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import secrets
+import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -39,6 +40,8 @@ from backforge.bench.results import (
     SideResult,
     VariantBench,
     median,
+    stack_modules,
+    top_level,
 )
 from backforge.bench.wrk import find_wrk, run_wrk
 from backforge.capture import captured_output
@@ -73,6 +76,22 @@ COUNT_STATEMENTS = (
 (asyncpg's pool resets a connection it takes back with one query string of four statements:
 one round trip, counted as RESET ALL) and the bench's own queries."""
 DEFAULT_ROUNDS = 3
+LOADED_BY_APP = """\
+import json, site, sys
+before = set(sys.modules)
+import app.main
+def where(module):
+    spec = getattr(module, "__spec__", None)
+    if spec is None:
+        return None
+    if spec.origin not in (None, "namespace"):
+        return spec.origin
+    return next(iter(spec.submodule_search_locations or []), None)
+loaded = [[name, where(module)] for name, module in list(sys.modules.items()) if name not in before]
+print(json.dumps({"loaded": loaded, "site": site.getsitepackages()}))
+"""
+"""Run in the project's environment: the modules importing `app.main` adds to `sys.modules`
+(in the order they came) with the file or folder each came from, and the site-packages folders."""
 BENCHMARKS_DIR = benchmarks_dir()
 SEED_ITEMS = 1000
 
@@ -300,6 +319,9 @@ class _VariantRun:
             result = VariantBench(self.vid, self.answers)
             result.app_cold_start_s, result.app_first = self._launches(app, seed)
             result.floor_cold_start_s, result.floor_first = self._launches(floor, seed)
+            modules = self._stack_modules(python, env)
+            result.stack_packages = top_level(modules)
+            result.stack_import_s = self._stack_import_s(python, env, modules)
             result.database_connect_ms = self._connect_ms(python, url)
             result.notes = self._compare(app, floor, seed)
             counting = self._start_counting(sql, result.notes)
@@ -372,6 +394,48 @@ class _VariantRun:
             seconds.append(self._timed_get(server, path, seed))
         steady = [self._timed_get(server, path, seed) for _ in range(STEADY_REQUESTS)]
         return median(starts), FirstRequest(median(firsts), median(seconds), median(steady))
+
+    def _stack_modules(self, python: str, env: Mapping[str, str]) -> list[str]:
+        """The third-party modules importing `app.main` loads, in the project's environment."""
+        output = _step(lambda: run_tool([python, "-c", LOADED_BY_APP], self.project, env=dict(env)))
+        try:
+            found = json.loads(output.strip().splitlines()[-1])
+            return stack_modules([(name, where) for name, where in found["loaded"]], found["site"])
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            raise BenchError(
+                f"listing the modules app.main loads failed: {output[-2000:]}"
+            ) from exc
+
+    def _stack_import_s(self, python: str, env: Mapping[str, str], modules: list[str]) -> float:
+        """Median of COLD_STARTS timed launches (to the exit right after the last import) of a
+        fresh interpreter, pinned and with the environment of the servers, that turns the garbage
+        collector off and imports `modules`; after one unmeasured launch, as the servers' cold
+        starts."""
+        # Ends with os._exit: the interpreter's teardown of what it imported is no part of a
+        # start (the servers' launches end at their first answer).
+        script = (
+            f"import gc, os\ngc.disable()\nfor name in {modules!r}:\n    __import__(name)\n"
+            "os._exit(0)\n"
+        )
+        command = [*CpuLayout.prefix(self.layout.server), python, "-c", script]
+        timings: list[float] = []
+        for launch in range(COLD_STARTS + 1):
+            started = time.perf_counter()
+            done = subprocess.run(
+                command,
+                cwd=self.run_dir,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            taken = time.perf_counter() - started
+            if done.returncode != 0:
+                raise BenchError(f"importing the stack's modules failed:\n{done.stderr[-2000:]}")
+            if launch:
+                timings.append(taken)
+        return median(timings)
 
     def _timed_get(self, server: UvicornServer, path: str, seed: _Seed) -> float:
         """Milliseconds from sending one GET (on a new connection) to its whole answer."""
