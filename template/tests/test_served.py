@@ -36,6 +36,10 @@ def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {
         "DATABASE_URL": settings.database_url,
         "EXPORT_CONCURRENCY": str(settings.export_concurrency),
+        # As many sessions as the suite's settings, all of them pooled: a connection, once open,
+        # stays open (with overflow, every one beyond DB_POOL_SIZE is closed when it comes back).
+        "DB_POOL_SIZE": str(_sessions(settings)),
+        "DB_MAX_OVERFLOW": "0",
     }
     redis_url: str | None = getattr(settings, "redis_url", None)
     if redis_url:
@@ -45,6 +49,11 @@ def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         env["STRIPE_PRICES"] = json.dumps(prices)
     with uvicorn("app.main:app", env, tmp_path_factory.mktemp("served") / "uvicorn.log") as served:
         yield served
+
+
+def _sessions(settings: Settings) -> int:
+    """The session gate's size: the requests that hold a session at once."""
+    return settings.db_pool_size + settings.db_max_overflow
 
 
 def _connect(server: Uvicorn) -> socket.socket:
@@ -122,6 +131,22 @@ def _export_bytes() -> int:
     return 2 * most
 
 
+async def _open_read_connections(http: httpx.AsyncClient, path: str, count: int) -> None:
+    """Have the server's read engine open `count` connections, by as many concurrent reads.
+
+    A new connection (a server process forked, authenticated) must open within
+    DB_CONNECT_TIMEOUT, and a loaded machine may miss that: a read then answers 503 although the
+    session gate admitted it. The rounds go on until one is served in full (the connections the
+    earlier rounds opened are reused), so that the reads made while exports stream need none.
+    """
+    for _ in range(10):
+        reads = await asyncio.gather(*(http.get(path) for _ in range(count)))
+        if all(read.status_code == 200 for read in reads):
+            return
+    refused = [read.text for read in reads if read.status_code != 200]
+    raise AssertionError(f"{count} concurrent reads were never all served: {refused}")
+
+
 async def _copies_of(app: FastAPI, item_id: str, count: int) -> None:
     """`count` copies of the item in one statement."""
     items = metadata.tables["items"]
@@ -143,7 +168,11 @@ async def test_exports_beyond_the_limit_are_refused_at_once_and_reads_are_served
     more is a 503 at once, and as many item reads as the sessions the exports leave free, made
     meanwhile, are all served (they waited out the pool and got 503 when exports could take
     every connection). No more reads than that: a read beyond them waits for a session for
-    DB_POOL_TIMEOUT, which a loaded machine may well exceed, and 503 is then the right answer."""
+    DB_POOL_TIMEOUT, which a loaded machine may well exceed, and 503 is then the right answer.
+
+    The read engine's connections are opened before the exports start: opened while four
+    exports fill their sockets, fifteen new connections missed DB_CONNECT_TIMEOUT on a loaded
+    machine (asyncpg's connect timed out; the gate had admitted every read)."""
     created = await client.post(
         ITEMS, json={"name": "x", "description": "d" * DESCRIPTION_MAX_LENGTH}
     )
@@ -161,13 +190,14 @@ async def test_exports_beyond_the_limit_are_refused_at_once_and_reads_are_served
         ) as http,
         AsyncExitStack() as streams,
     ):
+        await _open_read_connections(http, f"{ITEMS}/{item_id}", _sessions(settings))
 
         async def start_export() -> httpx.Response:
             # Headers only: the export streams until the socket's buffers are full, then waits.
             return await streams.enter_async_context(http.stream("GET", f"{ITEMS}/export.csv"))
 
         exports = await asyncio.gather(*(start_export() for _ in range(CONCURRENT)))
-        free = settings.db_pool_size + settings.db_max_overflow - settings.export_concurrency
+        free = _sessions(settings) - settings.export_concurrency
         reads = await asyncio.gather(*(http.get(f"{ITEMS}/{item_id}") for _ in range(free)))
         assert [read.status_code for read in reads] == [200] * free
         statuses = Counter(export.status_code for export in exports)
