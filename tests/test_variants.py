@@ -25,7 +25,7 @@ from backforge import model as v
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"]
-JWT_ONLY_FEATURES = frozenset({"billing"})  # copier.yml's features validator: need auth=jwt
+JWT_ONLY_FEATURES = frozenset({"billing", "audit"})  # copier.yml's features validator: need auth=jwt
 NON_CODE = ("project_name", "project_slug", "description", "ci", "docker")
 
 Answers = dict[str, Any]
