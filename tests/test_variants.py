@@ -25,7 +25,8 @@ from backforge import model as v
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"]
-JWT_ONLY_FEATURES = frozenset({"billing", "audit"})  # copier.yml's features validator: need auth=jwt
+# copier.yml's features validator: these need auth=jwt.
+JWT_ONLY_FEATURES = frozenset({"billing", "audit"})
 NON_CODE = ("project_name", "project_slug", "description", "ci", "docker")
 
 Answers = dict[str, Any]
