@@ -405,6 +405,8 @@ REVISION_FEATURES: Final[Mapping[str, str]] = {
     "email": "account tokens (revision email_0001)",
     "billing": "billable accounts and Stripe events (revision billing_0001)",
     "audit": "audit log (revision audit_0001)",
+    "oidc": "identities at OpenID providers (revision oidc_0001)",
+    "totp": "two-factor secrets and recovery codes (revision totp_0001)",
 }
 """The features with migration revisions of their own (rendered with `auth=jwt`), and the schema
 each brings: like a capability, an update may add one to `features` but never remove it."""

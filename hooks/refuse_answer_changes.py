@@ -7,7 +7,7 @@ offline, so that plain `copier update -d ...` users get the protection `backforg
 
 The answers file still holds the project's answers; the JSON argument holds the answers given
 with `-d`. `database` never changes, and `auth` / `multi_tenant` and the features with revisions
-of their own (`email`, `billing`, with `auth=jwt`) are never switched off: their revisions have
+of their own (`REVISION_FEATURES`, with `auth=jwt`) are never switched off: their revisions have
 been applied to the database. (Copier gives a `before` migration no way to see an
 answer changed at the interactive prompt; the rendered README says to keep these answers.)
 A yes/no answer that is not a YAML boolean (`maybe`, `t`) is refused too (`yes_no.py`, the
@@ -28,7 +28,7 @@ from yes_no import parse_yes_no
 FIXED = ("database",)
 CAPABILITIES: dict[str, Any] = {"auth": "jwt", "multi_tenant": True}
 # The features with revisions of their own (with auth=jwt).
-REVISION_FEATURES = ("email", "billing", "audit")
+REVISION_FEATURES = ("email", "billing", "audit", "oidc", "totp")
 
 
 def _is_on(name: str, value: Any, on: Any) -> bool:

@@ -543,26 +543,40 @@ def test_workers_reach_the_server_command_and_the_cpu_layout(
     assert CpuLayout.detect(4) == CpuLayout([], [])  # nothing left for wrk: no pinning
 
 
+# A server process and its one worker, both idle once they print: a process tree of the test's
+# own, since pytest's process may have other children (a session's uvicorn) that use CPU meanwhile.
+WORKER = "sum(range(3 * 10**7)); b = bytearray(200 * 2**20); print('ready', flush=True); input()"
+SERVER = (
+    "import subprocess, sys\n"
+    f"worker = subprocess.Popen([sys.executable, '-c', {WORKER!r}], stdin=subprocess.PIPE,"
+    " stdout=subprocess.PIPE, text=True)\n"
+    "print(worker.stdout.readline().strip(), worker.pid, flush=True)\n"
+    "sys.stdin.readline()\n"
+    "worker.communicate('')\n"
+)
+
+
 def test_cpu_and_memory_include_the_worker_processes() -> None:
     """uvicorn --workers N: the work happens in children of the process bench started."""
-    burn = "sum(range(3 * 10**7)); b = bytearray(200 * 2**20); print('ready', flush=True); input()"
-    child = subprocess.Popen(
-        [sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        own = psutil.Process(os.getpid())
-        own_cpu = own.cpu_times().user + own.cpu_times().system
-        child_cpu = cpu_seconds(child.pid)
-        child_rss = rss_mb(child.pid)
-        assert child_cpu is not None and child_rss is not None
-        assert cpu_seconds(os.getpid()) == pytest.approx(own_cpu + child_cpu, abs=0.05)
-        assert child_rss > 200
-        total = rss_mb(os.getpid())
-        assert total is not None and total >= child_rss
+        assert server.stdout is not None
+        ready, worker_pid = server.stdout.readline().split()
+        assert ready == "ready"
+        own = psutil.Process(server.pid).cpu_times()
+        worker_cpu = cpu_seconds(int(worker_pid))
+        worker_rss = rss_mb(int(worker_pid))
+        assert worker_cpu is not None and worker_rss is not None
+        assert worker_cpu > 0.2  # the sum above
+        total_cpu = cpu_seconds(server.pid)
+        assert total_cpu == pytest.approx(own.user + own.system + worker_cpu, abs=0.05)
+        assert worker_rss > 200
+        total = rss_mb(server.pid)
+        assert total is not None and total >= worker_rss
     finally:
-        child.communicate("")
+        server.communicate("\n")
 
 
 # --- wrk missing --------------------------------------------------------------------------------

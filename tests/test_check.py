@@ -41,6 +41,7 @@ from backforge.steps.full import SharedTypeCache
 from backforge.steps.openapi import shared_environment
 from backforge.steps.results import StepFailed, StepResult
 from backforge.steps.static import render_variant
+from backforge.steps.tools import run_tool
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -295,6 +296,25 @@ def test_shared_environments_hold_compiled_packages(tmp_path: Path) -> None:
     compiled = list(site.glob("python3*/site-packages/idna/__pycache__/core.*.pyc"))
     assert compiled, sorted(p.name for p in site.glob("python3*/site-packages/idna/**/*"))
     assert shared_environment(["idna"], tmp_path / "cache") == python
+
+
+def test_a_projects_tools_write_bytecode_whatever_backforge_inherited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project's processes share the bytecode the first one wrote, also on a machine that sets
+    PYTHONDONTWRITEBYTECODE (CI's does); a caller may still ask for none, and backforge's own
+    virtual environment is never passed on."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("VIRTUAL_ENV", str(tmp_path / "backforge-venv"))
+    probe = "import os, shared; print(os.environ.get('VIRTUAL_ENV'))"
+    for name, env in (("written", None), ("asked-for-none", {"PYTHONDONTWRITEBYTECODE": "1"})):
+        project = tmp_path / name
+        project.mkdir()
+        (project / "shared.py").write_text("VALUE = 1\n")
+        output = run_tool([sys.executable, "-c", probe], project, env=env)
+        assert output.split() == ["None"], output
+        compiled = sorted(p.name for p in project.glob("__pycache__/shared.*.pyc"))
+        assert bool(compiled) == (env is None), (name, compiled)
 
 
 def test_static_renders_are_byte_identical_to_plain_copier(tmp_path: Path) -> None:
@@ -574,3 +594,41 @@ def test_variants_share_mypys_package_cache_but_never_their_own_modules(tmp_path
     with pytest.raises(StepFailed, match=r"app/core\.py:5: error: Incompatible types"):
         shared.mypy(bad)
     assert "Success" in shared.mypy(good)
+
+
+def test_the_full_tier_starts_the_variants_with_the_longest_suites_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers finish together when the last variants to start are short ones: the full
+    tier runs the variants by their suites' size (twice under the coverage gate), largest
+    first, and reports them in the order given."""
+    sizes = {"sqlite": 3_000, "postgresql": 1_600, "mysql": 2_000}
+    variants = [{"database": database} for database in sizes]
+
+    def static(run: Any) -> None:
+        for result in run.results:
+            tests = run.paths[result.id] / "tests"
+            tests.mkdir(parents=True)
+            (tests / "test_a.py").write_text("#" * sizes[result.answers["database"]])
+
+    started: list[str] = []
+    monkeypatch.setattr(check._Run, "static", static)
+    monkeypatch.setattr(
+        check._Run,
+        "full_variant",
+        lambda run, variant, pool: started.append(variant.answers["database"]),
+    )
+    plain = CheckOptions(tier="full", jobs=1, work_dir=tmp_path, coverage=False)
+    results = run_check(str(REPO), variants, plain)
+    assert [result.answers["database"] for result in results] == list(sizes)
+    assert started == ["sqlite", "mysql", "postgresql"]
+
+    started.clear()
+    covered = CheckOptions(
+        tier="full",
+        jobs=1,
+        work_dir=tmp_path,
+        coverage=lambda answers: bool(answers["database"] == "postgresql"),
+    )
+    run_check(str(REPO), variants, covered)
+    assert started == ["postgresql", "sqlite", "mysql"]

@@ -56,9 +56,12 @@ runner = CliRunner()
 
 
 def _selected(request: pytest.FixtureRequest, test: str, variants: Mapping[str, Any]) -> list[Any]:
-    """The variants whose items of `test` this session runs (all of them, or those of -k)."""
+    """The variants whose items of `test` this session runs (all of them, or those of -k).
+
+    By the item's `vid` parameter, not its test id: pytest names an item by its index (`vid51`)
+    instead of a string parameter longer than 100 characters, as ids with every feature are."""
     chosen = {
-        item.callspec.id
+        item.callspec.params["vid"]
         for item in request.session.items
         if getattr(item, "originalname", None) == test and hasattr(item, "callspec")
     }

@@ -76,6 +76,25 @@ def test_a_variant_gets_redis_because_copier_yml_says_so(tmp_path: Path) -> None
         assert plain.extra_env() == {}
 
 
+@pytest.mark.skipif(not available("mysql"), reason="apt-get install -y mariadb-server")
+def test_a_sql_variant_reads_from_the_pools_one_replica_of_its_server(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    with ServerPool() as pool:
+        first = Resources(project, variant_of(REPO, {"database": "postgresql"}), pool)
+        second = Resources(project, variant_of(REPO, {"database": "postgresql"}), pool)
+        standby = pool.standby()
+        assert first.extra_env() == second.extra_env() == {"DATABASE_READ_URL": standby.url()}
+        assert set(pool.servers) == {"postgresql"}
+        mysql = Resources(project, variant_of(REPO, {"database": "mysql"}), pool)
+        replica = pool.standby("mysql")
+        assert mysql.extra_env() == {"DATABASE_READ_URL": replica.url()}
+        assert replica.primary is pool.get("mysql")
+        sqlite = Resources(project, variant_of(REPO, {"database": "sqlite"}), pool)
+        assert sqlite.extra_env() == {}
+        assert set(pool.servers) == {"postgresql", "mysql"}
+
+
 def test_one_record_per_server_kind() -> None:
     assert set(SERVERS) == set(get_args(ServiceKind)) == set(KINDS)
     for kind, record in SERVERS.items():

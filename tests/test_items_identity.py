@@ -68,6 +68,12 @@ ITEMS_ANSWERS: Mapping[str, Any] = {
     "sort": ["name"],
     "down_revisions": [],
 }
+# With admin, items' view in the back office.
+ADMIN_FILES: Mapping[str, str] = {
+    "{% if 'admin' in features %}admin{% endif %}/views/item.py": (
+        "{% if 'admin' in features %}admin{% endif %}/views/{{ resource }}.py"
+    ),
+}
 PROJECT_ANSWERS = ("database", "auth", "multi_tenant", "features")
 # What the resource template renders for items' export job with `jobs`.
 EXPORTED = {
@@ -94,7 +100,7 @@ def _environment(root: Path) -> SandboxedEnvironment:
 def _features_read() -> frozenset[str]:
     """Every feature that a file the base's items are made of tests (`'x' in features`)."""
     sources = [RESOURCE / "items.jinja", RESOURCE / "macros.jinja"]
-    files = {**ITEM_FILES, **EXPORT_FILES}
+    files = {**ITEM_FILES, **EXPORT_FILES, **ADMIN_FILES}
     sources += [RESOURCE / "template" / "app" / f"{name}.jinja" for name in files.values()]
     sources += [REPO / "template" / "app" / f"{name}.jinja" for name in files]
     pattern = re.compile(r"""['"](\w+)['"]\s+(?:not\s+)?in\s+features\b""")
@@ -132,7 +138,11 @@ def _mismatches(variants: list[dict[str, Any]]) -> list[str]:
     found = []
     for answers in variants:
         items = _items_answers(answers)
-        files = {**ITEM_FILES, **(EXPORT_FILES if "jobs" in answers["features"] else {})}
+        files = {
+            **ITEM_FILES,
+            **(EXPORT_FILES if "jobs" in answers["features"] else {}),
+            **(ADMIN_FILES if "admin" in answers["features"] else {}),
+        }
         for base_file, resource_file in files.items():
             expected = resource.get_template(f"template/app/{resource_file}.jinja").render(items)
             rendered = base.get_template(f"template/app/{base_file}.jinja").render(answers)
@@ -157,8 +167,9 @@ def test_the_base_item_files_are_the_resource_template_rendered_for_items() -> N
         ("jwt", False),
         ("jwt", True),
     }
-    assert {"cache", "websockets", "jobs", "audit"} <= _features_read()
+    assert {"cache", "websockets", "jobs", "audit", "admin"} <= _features_read()
     assert any("jobs" in v["features"] for v in variants)
+    assert any("admin" in v["features"] for v in variants)
     mismatches = _mismatches(variants)
     assert not mismatches, f"{len(mismatches)} differ; the first:\n{mismatches[0]}"
 

@@ -333,7 +333,8 @@ UVICORN_SETTINGS = {"FORWARDED_ALLOW_IPS"}  # read by uvicorn itself (a setting 
 def test_every_configured_key_is_a_setting_of_the_app(root: str) -> None:
     """config.env and secret.env.example name only the app's settings (or uvicorn's): a key
     spelled wrong would be ignored (extra="ignore") and the default would run in production."""
-    project = rendered(root, "mysql", ("cache", "jobs", "email", "metrics", "sentry"))
+    features = ("cache", "jobs", "email", "metrics", "sentry", "billing", "oidc", "totp", "admin")
+    project = rendered(root, "mysql", features)
     config_py = (project / "app" / "core" / "config.py").read_text(encoding="utf-8")
     fields = {name.upper() for name in re.findall(r"^    (\w+): ", config_py, re.MULTILINE)}
     deploy = project / k8s.DEPLOY_DIR
@@ -346,7 +347,10 @@ def test_every_configured_key_is_a_setting_of_the_app(root: str) -> None:
         assert keys, relative
         assert keys - fields - UVICORN_SETTINGS == set(), relative
     secret = (deploy / "secret.env.example").read_text(encoding="utf-8")
-    for key in ("SECRET_KEY", "DATABASE_URL=mysql://", "REDIS_URL", "SMTP_PASSWORD", "SENTRY_DSN"):
+    required = ("SECRET_KEY", "DATABASE_URL=mysql://", "REDIS_URL", "SMTP_PASSWORD", "SENTRY_DSN")
+    # Billing's keys and prices (production refuses to start without them), oidc's providers.
+    secrets = ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICES", "OIDC_PROVIDERS")
+    for key in (*required, *secrets):
         assert key in secret, key
 
 

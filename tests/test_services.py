@@ -28,9 +28,13 @@ from backforge.servers import (
     ServiceError,
     ServiceKind,
     ServiceUnavailable,
+    Standby,
+    StandbyKind,
     available,
     find_binary,
+    mariadb,
     serve,
+    start_standby,
 )
 
 SKIP_REASONS: dict[ServiceKind, str] = {
@@ -268,6 +272,194 @@ def test_stop_refuses_connections_and_start_brings_the_data_back(
     read = "GET note" if kind == "redis" else "SELECT body FROM notes"
     assert _query(url, read) == "kept"
     server.drop_database(name)
+
+
+# --- a streaming standby ------------------------------------------------------------------------
+
+
+def _replicated_note(primary: Server, standby: Standby, body: str) -> tuple[str, str]:
+    """A database made on the primary, holding a note: its name, and its URL on the standby,
+    where the note is once the standby has caught up."""
+    name = _unique()
+    primary.create_database(name)
+    notes = f"CREATE TABLE notes (body text); INSERT INTO notes VALUES ('{body}')"  # noqa: S608
+    primary.execute(notes, name)
+    standby.catch_up()
+    url = standby.url(name)
+    assert url == primary.url(name).replace(f":{primary.port}/", f":{standby.port}/")
+    assert _query(url, "SELECT body FROM notes") == body
+    return name, url
+
+
+def _refuses_writes(standby: Standby, name: str, error: str) -> None:
+    """An INSERT into database `name` on the standby fails with `error`; so do making and
+    dropping a database there."""
+    refused = _client(standby.url(name), "INSERT INTO notes VALUES ('on the standby')")
+    assert refused.returncode != 0
+    assert error in refused.stderr
+    with pytest.raises(ServiceError, match="read-only: create it on the primary"):
+        standby.create_database(_unique())
+    with pytest.raises(ServiceError, match="read-only: drop it on the primary"):
+        standby.drop_database(name)
+
+
+def test_a_standby_streams_the_primarys_writes_and_refuses_its_own(pool: ServerPool) -> None:
+    primary, standby = pool.get("postgresql"), pool.standby()
+    assert pool.standby() is standby
+    assert standby.primary is primary
+    assert standby.port != primary.port
+    assert (standby.kind, standby.user) == ("postgresql", primary.user)
+    name, url = _replicated_note(primary, standby, "on primary")
+    assert _query(url, "SELECT pg_is_in_recovery()") == "t"
+    assert _query(url, "SELECT status FROM pg_stat_wal_receiver") == "streaming"
+
+    _refuses_writes(standby, name, "cannot execute INSERT in a read-only transaction")
+
+    # Stopped, it refuses connections; started, it catches up from its slot.
+    standby.stop()
+    assert _refuses(standby.port)
+    primary.execute("INSERT INTO notes VALUES ('while it was down')", name)
+    standby.start()
+    standby.catch_up()
+    assert _query(url, "SELECT count(*) FROM notes") == "2"
+    primary.drop_database(name)
+
+
+def _closing_the_pool_closes_its_standby(pool: ServerPool, kind: StandbyKind) -> None:
+    """The pool's standby of `kind` stops and leaves nothing when the pool closes, and the
+    closed pool makes no other."""
+    standby = pool.standby(kind)
+    directory, pid = standby.directory, standby.pid
+    assert pid is not None
+    pool.close()
+    assert not standby.running
+    assert not directory.exists()
+    assert not _alive(pid)
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.standby(kind)
+
+
+def test_a_standby_closed_alone_gives_its_slot_back_and_a_pool_closes_it_first() -> None:
+    with ServerPool() as pool:
+        primary = pool.get("postgresql")
+        alone = start_standby(primary)
+        slots = "SELECT slot_name FROM pg_replication_slots ORDER BY 1"
+        assert primary.execute(slots) == f"backforge_standby_{alone.port}"
+        alone.close()
+        assert not alone.directory.exists()
+        assert primary.execute(slots) == ""  # no WAL kept for a standby that is gone
+
+        _closing_the_pool_closes_its_standby(pool, "postgresql")
+
+
+@pytest.mark.skipif(not available("redis"), reason=SKIP_REASONS["redis"])
+def test_a_standby_needs_a_postgresql_or_mariadb_primary(pool: ServerPool) -> None:
+    with pytest.raises(ValueError, match="needs a PostgreSQL or MariaDB primary, not 'redis'"):
+        start_standby(pool.get("redis"))
+    with pytest.raises(ValueError, match="needs a primary, not another standby"):
+        start_standby(pool.standby())
+    with pytest.raises(ValueError, match="no standby of a 'redis' server"):
+        pool.standby("redis")  # type: ignore[arg-type]
+
+
+# --- a MariaDB replica --------------------------------------------------------------------------
+
+needs_mariadb = pytest.mark.skipif(not available("mysql"), reason=SKIP_REASONS["mysql"])
+
+
+@needs_mariadb
+def test_a_mariadb_replica_applies_the_primarys_writes_and_refuses_its_own(
+    pool: ServerPool,
+) -> None:
+    primary = pool.get("mysql")
+    before = _unique()  # made before the replica: it replays the binary log from its start
+    primary.create_database(before)
+    primary.execute("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('early')", before)
+    standby = pool.standby("mysql")
+    assert pool.standby("mysql") is standby
+    assert standby.primary is primary
+    assert (standby.kind, standby.user) == ("mysql", primary.user)
+    assert standby.port != primary.port
+    assert _query(standby.url(before), "SELECT body FROM notes") == "early"
+
+    name, url = _replicated_note(primary, standby, "later")  # made after: replicated DDL
+    # The app's account reads the replication state, as the rendered app's lag check does.
+    assert _query(url, "SELECT @@read_only") == "1"
+    assert "\tYes\tYes\t" in _query(url, "SHOW REPLICA STATUS")  # both threads running
+
+    _refuses_writes(standby, name, "is running with the --read-only option")
+
+    # Applying paused: catch_up says so, naming the stopped thread; resumed, it catches up.
+    standby.execute("STOP REPLICA SQL_THREAD")
+    try:
+        primary.execute("INSERT INTO notes VALUES ('paused')", name)
+        with pytest.raises(ServiceError, match=r"within 1 s .*Slave_SQL_Running: No"):
+            standby.catch_up(timeout=1)
+    finally:
+        standby.execute("START REPLICA SQL_THREAD")
+    standby.catch_up()
+    assert _query(url, "SELECT count(*) FROM notes") == "2"
+
+    # Stopped, it refuses connections; started, it replicates again from where it was.
+    standby.stop()
+    assert _refuses(standby.port)
+    primary.execute("INSERT INTO notes VALUES ('while it was down')", name)
+    primary.drop_database(before)
+    standby.start()
+    standby.catch_up()
+    assert _query(url, "SELECT count(*) FROM notes") == "3"
+    assert before not in _query(url, "SHOW DATABASES").split()
+    primary.drop_database(name)
+
+
+@needs_mariadb
+def test_a_mariadb_replica_closed_alone_leaves_nothing_and_a_pool_closes_it_first() -> None:
+    with ServerPool() as pool:
+        primary = pool.get("mysql")
+        alone = start_standby(primary)
+        directory, pid = alone.directory, alone.pid
+        assert pid is not None
+        alone.close()
+        assert not directory.exists()
+        assert not _alive(pid)
+        assert not _processes_using(directory)
+        assert primary.execute("SELECT 1") == "1"  # the primary does not miss it
+
+        _closing_the_pool_closes_its_standby(pool, "mysql")
+
+
+class _UnloggedMariaDB(mariadb.MariaDBService):
+    """A MariaDB server without a binary log: nothing for a replica to follow."""
+
+    def replication_options(self) -> list[str]:
+        return ["--skip-log-bin"]
+
+
+@needs_mariadb
+def test_a_mariadb_replica_that_cannot_follow_its_primary_says_why_and_leaves_nothing(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _UnloggedMariaDB(user="backforge", password="secret", timeout=60)
+    service.launch()
+    unlogged = Server(
+        kind="mysql",
+        host="127.0.0.1",
+        port=service.port,
+        user=service.user,
+        password=service.password,
+        _service=service,
+    )
+    replicas = tmp_path_factory.mktemp("r")  # where the replicas' directories go (a short path)
+    monkeypatch.setattr(tempfile, "tempdir", str(replicas))
+    try:
+        with pytest.raises(ServiceError, match="has no binary log \\(log_bin is OFF\\)"):
+            start_standby(unlogged)
+        unlogged.stop()
+        with pytest.raises(ServiceError, match=r"cannot make a replica of .*Can't connect"):
+            start_standby(unlogged)
+    finally:
+        unlogged.close()
+    assert list(replicas.iterdir()) == []
 
 
 # --- teardown -----------------------------------------------------------------------------------

@@ -846,25 +846,37 @@ def test_adding_billing_brings_its_revision_and_leaves_the_applied_ones(project:
     assert not list(project.rglob("*.rej"))
 
 
-def test_adding_audit_brings_its_revision_and_its_writes(project: Path) -> None:
-    """`-d 'features=[audit]'` later: its revision (`audit_0001`, an empty log) comes alone into
-    migrations/versions, and the item service writes audit rows from then on."""
+def _switched_on(project: Path, feature: str, revision: str) -> None:
+    """`-d 'features=[FEATURE]'` later: its revision alone comes into migrations/versions,
+    revising auth_0001, every revision there before unchanged, nothing rejected."""
     folder = project / "migrations/versions"
     versions = {p.name: p.read_bytes() for p in folder.glob("*.py")}
 
-    result = update(project, data={"features": ["audit"]})
+    result = update(project, data={"features": [feature]})
 
     assert result.ok, result.conflicts
     after = {p.name: p.read_bytes() for p in folder.glob("*.py")}
     assert {name: after.get(name) for name in versions} == versions
-    assert set(after) - set(versions) == {"audit_0001_audit_events.py"}
-    assert (
-        'down_revision: str | None = "auth_0001"'
-        in (folder / "audit_0001_audit_events.py").read_text()
-    )
+    assert set(after) - set(versions) == {revision}
+    assert 'down_revision: str | None = "auth_0001"' in (folder / revision).read_text()
+    assert not list(project.rglob("*.rej"))
+
+
+def test_adding_audit_brings_its_revision_and_its_writes(project: Path) -> None:
+    """Switched on later, audit starts an empty log (`audit_0001`), and the item service writes
+    audit rows from then on."""
+    _switched_on(project, "audit", "audit_0001_audit_events.py")
     assert "await self.audit.record(" in (project / "app/services/item.py").read_text()
     assert (project / "app/routers/audit.py").is_file()
-    assert not list(project.rglob("*.rej"))
+
+
+def test_adding_totp_brings_its_revision_and_the_second_step_of_sign_in(project: Path) -> None:
+    """Switched on later, totp brings `totp_0001` (no user enrolled), and a password sign-in
+    ends in `finish_sign_in`'s 2FA check."""
+    _switched_on(project, "totp", "totp_0001_totp.py")
+    auth = (project / "app/services/auth.py").read_text()
+    assert "TotpRepository(self.session).is_enabled" in auth
+    assert (project / "app/routers/two_factor.py").is_file()
 
 
 # ---------------------------------------------------------------------------------------------

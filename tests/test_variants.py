@@ -26,7 +26,7 @@ from backforge import model as v
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ["cache", "rate_limit", "websockets", "jobs", "email", "metrics", "sentry"]
 # copier.yml's features validator: these need auth=jwt.
-JWT_ONLY_FEATURES = frozenset({"billing", "audit"})
+JWT_ONLY_FEATURES = frozenset({"billing", "audit", "admin", "oidc", "totp"})
 NON_CODE = ("project_name", "project_slug", "description", "ci", "docker")
 
 Answers = dict[str, Any]
@@ -619,6 +619,37 @@ def test_3wise_is_deterministic(tmp_path: Path) -> None:
     copy.mkdir()
     shutil.copy(GROWN / "copier.yml", copy / "copier.yml")
     assert v.select(copy, "3wise") == selected(GROWN, "3wise")
+
+
+def test_a_set_is_computed_once_per_copier_yml_and_handed_out_as_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = make_template(tmp_path / "template", copier_yml())
+    computed: list[str] = []
+    rows, everything = v.sets._Covering.rows, v.sets._all
+
+    def counted_rows(self: Any) -> list[dict[str, Any]]:
+        computed.append("covering")
+        return rows(self)
+
+    def counted_all(tpl: Any) -> list[dict[str, Any]]:
+        computed.append("all")
+        return everything(tpl)
+
+    monkeypatch.setattr(v.sets._Covering, "rows", counted_rows)
+    monkeypatch.setattr(v.sets, "_all", counted_all)
+    first = v.select(template, "pairwise")
+    expected = v.select(make_template(tmp_path / "copy", copier_yml()), "pairwise")
+    first[0]["database"] = "changed by a caller"
+    first[0]["features"].append("changed by a caller")
+    first.pop()
+    assert v.select(template, "pairwise") == expected  # the callers' changes stay theirs
+    assert len(v.select(template, "all")) == len(v.select(template, "all")) > len(expected)
+    assert computed == ["covering", "covering", "all"]
+    # Another copier.yml (the same path, changed) is computed again.
+    (template / "copier.yml").write_text(copier_yml() + "\n# changed\n", encoding="utf-8")
+    assert v.select(template, "pairwise") == expected
+    assert computed == ["covering", "covering", "all", "covering"]
 
 
 # ---------------------------------------------------------------------------------------------

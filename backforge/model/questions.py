@@ -389,6 +389,9 @@ class Template:
         self.by_name = {q.name: q for q in self.questions}
         self._reads: dict[str, tuple[str, ...] | None] = {}
         self._asked: dict[Hashable, _Step] = {}
+        # The variant sets computed so far (`all`, the covering sets), by name: for as long as
+        # this copier.yml is unchanged (load_template), each is computed once.
+        self.sets: dict[str, list[dict[str, Any]]] = {}
 
     # -- one question ----------------------------------------------------------------------
 

@@ -179,7 +179,9 @@ def alembic_heads(project: Path) -> list[str]:
 
 BASE_TEMPLATE: Final = "the base template (in some variant: an update may add it later)"
 BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
-    "resources": frozenset(["account_token", "audit", "billing", "item", "organization", "user"]),
+    "resources": frozenset(
+        ["account_token", "audit", "billing", "item", "oidc", "organization", "totp", "user"]
+    ),
     "classes": frozenset(
         [
             "AccountKind",
@@ -194,12 +196,16 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
             "Item",
             "ItemBase",
             "Membership",
+            "OidcIdentity",
+            "OidcSignIn",
             "OrgRole",
             "Organization",
             "Principal",
             "RefreshToken",
             "Role",
             "TokenPurpose",
+            "TotpCredential",
+            "TotpRecoveryCode",
             "User",
         ]
     ),
@@ -214,14 +220,19 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
             "invitations",
             "items",
             "memberships",
+            "oidc_identities",
+            "oidc_sign_ins",
             "organizations",
             "refresh_tokens",
+            "totp_credentials",
+            "totp_recovery_codes",
             "users",
         ]
     ),
     "routes": frozenset(
         [
             "account",
+            "admin",
             "audit",
             "auth",
             "billing",
@@ -230,8 +241,11 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
             "item-exports",
             "items",
             "metrics",
+            "oidc",
+            "oidc-links",
             "organizations",
             "ready",
+            "two-factor",
             "users",
             "ws",
         ]
@@ -241,7 +255,16 @@ BASE_NAMES: Final[Mapping[str, frozenset[str]]] = {
 project that lacks a capability today may switch it on in an update, so a resource never takes
 these (tests/test_resources_cli.py checks the list against a render)."""
 BASE_REVISIONS: Final = frozenset(
-    {"core_0001", "auth_0001", "email_0001", "billing_0001", "tenancy_0001", "audit_0001"}
+    {
+        "core_0001",
+        "auth_0001",
+        "email_0001",
+        "billing_0001",
+        "tenancy_0001",
+        "audit_0001",
+        "oidc_0001",
+        "totp_0001",
+    }
 )
 """The base template's revision ids in its fullest variant, likewise never a resource's."""
 

@@ -10,6 +10,9 @@ group killed, directory removed -- when its context exits, even on failure::
 
     with ServerPool() as pool:  # one server per kind, started on first use, stopped at exit
         redis_url = pool.get("redis").url()
+        replica = pool.standby()  # a streaming standby of pool.get("postgresql"), read-only
+        replica.catch_up()  # everything written on the primary so far is visible on it
+        pool.standby("mysql")  # a MariaDB replica of pool.get("mysql") (GTID, read_only)
 
 Processes run under mirakuru executors, which wait for readiness against a deadline and kill the
 whole process group on the way out. Readiness means the port accepts connections *and* a real
@@ -26,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 from backforge.servers import mariadb, postgresql, redis
 from backforge.servers.base import (
@@ -60,11 +63,14 @@ __all__ = [
     "ServiceError",
     "ServiceKind",
     "ServiceUnavailable",
+    "Standby",
+    "StandbyKind",
     "available",
     "find_binary",
     "free_port",
     "serve",
     "start_server",
+    "start_standby",
 ]
 
 
@@ -173,6 +179,62 @@ class Server:
         return self._service.log_path
 
 
+StandbyKind: TypeAlias = Literal["postgresql", "mysql"]
+"""The server kinds a standby can be made of."""
+
+_REPLICAS = (postgresql.PostgreSQLStandbyService, mariadb.MariaDBReplicaService)
+
+
+@dataclass(frozen=True, eq=False)
+class Standby(Server):
+    """A read-only replica of `primary`, of its kind and with its account: a PostgreSQL hot
+    standby streaming its WAL, or a MariaDB replica applying its binary log (GTIDs).
+
+    It answers reads only: a write fails ("cannot execute ... in a read-only transaction";
+    MariaDB: "... is running with the --read-only option"); `create_database`/`drop_database`
+    raise ServiceError (make them on the primary, they are replayed here). `stop()`/`start()`
+    take it down and bring it back on the same port; it catches up (PostgreSQL from its
+    replication slot, MariaDB from its GTID position). `url(database)` names any database of
+    the primary.
+    """
+
+    primary: Server = field(repr=False)
+
+    def catch_up(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until everything the primary has written so far is replayed here; raise
+        ServiceError (saying what was replayed) when it is not within `timeout` seconds."""
+        service = self._service
+        if not isinstance(service, _REPLICAS):
+            raise TypeError("a Standby handle drives a PostgreSQL standby or a MariaDB replica")
+        service.catch_up(timeout)
+
+
+def start_standby(primary: Server, *, timeout: float = START_TIMEOUT) -> Standby:
+    """Start a read-only replica of a running PostgreSQL or MariaDB `primary`; the caller must
+    `close()` it (a PostgreSQL standby before the primary, or its slot is left to the
+    primary's teardown)."""
+    service = primary._service
+    standby: postgresql.PostgreSQLStandbyService | mariadb.MariaDBReplicaService
+    if isinstance(service, _REPLICAS):
+        raise ValueError(f"a standby needs a primary, not another standby ({primary.kind!r})")
+    if isinstance(service, postgresql.PostgreSQLService):
+        standby = postgresql.PostgreSQLStandbyService(primary=service, timeout=timeout)
+    elif isinstance(service, mariadb.MariaDBService):
+        standby = mariadb.MariaDBReplicaService(primary=service, timeout=timeout)
+    else:
+        raise ValueError(f"a standby needs a PostgreSQL or MariaDB primary, not {primary.kind!r}")
+    standby.launch()
+    return Standby(
+        kind=primary.kind,
+        host=LOOPBACK,
+        port=standby.port,
+        user=standby.user,
+        password=standby.password,
+        _service=standby,
+        primary=primary,
+    )
+
+
 def start_server(
     kind: ServiceKind,
     *,
@@ -237,6 +299,9 @@ class ServerPool:
         self._failures: dict[ServiceKind, RuntimeError] = {}
         self._locks = {kind: threading.Lock() for kind in KINDS}
         self._closed = False
+        self._standbys: dict[StandbyKind, Standby] = {}
+        self._standby_failures: dict[StandbyKind, RuntimeError] = {}
+        self._standby_lock = threading.Lock()
 
     def __enter__(self) -> ServerPool:
         return self
@@ -272,6 +337,33 @@ class ServerPool:
             self._servers[kind] = server
             return server
 
+    def standby(self, kind: StandbyKind = "postgresql") -> Standby:
+        """The pool's read-only replica of its `kind` server (both started now if need be): a
+        streaming standby of PostgreSQL, a GTID replica of MariaDB.
+
+        One per kind and pool; stopped at exit, before the primaries. A test that stops it must
+        start it again (`Server.start`) before handing the pool on.
+        """
+        if kind not in ("postgresql", "mysql"):
+            raise ValueError(f"no standby of a {kind!r} server: only postgresql and mysql")
+        primary = self.get(kind)
+        with self._standby_lock:
+            if self._closed:
+                raise RuntimeError("this ServerPool is closed")
+            standby = self._standbys.get(kind)
+            if standby is not None:
+                return standby
+            failure = self._standby_failures.get(kind)
+            if failure is not None:
+                raise type(failure)(*failure.args) from failure
+            try:
+                standby = start_standby(primary, timeout=self._timeout)
+            except (ServiceUnavailable, ServiceError) as exc:
+                self._standby_failures[kind] = exc
+                raise
+            self._standbys[kind] = standby
+            return standby
+
     @property
     def servers(self) -> dict[ServiceKind, Server]:
         """The servers started so far, by kind."""
@@ -280,6 +372,10 @@ class ServerPool:
     def close(self) -> None:
         """Stop every server and remove its directory; later `get`s raise."""
         self._closed = True
+        with self._standby_lock:
+            standbys, self._standbys = self._standbys, {}
+        for standby in standbys.values():
+            standby.close()
         for kind in KINDS:
             with self._locks[kind]:
                 server = self._servers.pop(kind, None)

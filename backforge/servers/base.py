@@ -138,6 +138,14 @@ def check_password(password: str) -> str:
     return password
 
 
+def refused_on_replica(action: str, name: str, replica: str) -> ServiceError:
+    """Databases are created and dropped on the primary, never on its read-only `replica`."""
+    return ServiceError(
+        f"cannot {action} database {name!r} on a {replica}, which is read-only: {action} it on "
+        f"the primary; the {replica} replays it"
+    )
+
+
 def sql_string(value: str) -> str:
     """A MariaDB string literal (backslash escapes are on in the default sql_mode)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"

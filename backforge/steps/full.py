@@ -185,10 +185,18 @@ class Resources:
 
     def extra_env(self) -> dict[str, str]:
         """REDIS_URL of a Redis database of its own when the variant needs Redis (copier.yml's
-        computed `redis`)."""
-        if self._variant().needs_redis and self._redis_url is None:
+        computed `redis`); DATABASE_READ_URL, the pool's read-only replica of its database
+        server (one per kind for the whole run: a streaming standby of PostgreSQL, a GTID
+        replica of MariaDB), for a PostgreSQL or MySQL variant: the suite's replica tests read
+        their own database there."""
+        variant = self._variant()
+        if variant.needs_redis and self._redis_url is None:
             self._redis_url = self._create("redis")
-        return {"REDIS_URL": self._redis_url} if self._redis_url else {}
+        env = {"REDIS_URL": self._redis_url} if self._redis_url else {}
+        server = database_of(variant).server
+        if server in ("postgresql", "mysql") and self.pool is not None:
+            env["DATABASE_READ_URL"] = self.pool.standby(server).url()
+        return env
 
     def _variant(self) -> Variant:
         if self.variant is None:

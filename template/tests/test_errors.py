@@ -8,7 +8,7 @@ from sqlalchemy import make_url, text
 
 from app.core.config import Settings
 from app.db.availability import is_unavailable
-from app.db.session import SessionGate
+from app.db.session import SessionGate, create_engine, create_session_factory
 from app.dependencies.db import SessionDep
 from app.main import create_app
 from tests.support.database import driver_threads_end, unreachable_url
@@ -273,6 +273,28 @@ async def test_a_connection_dropped_mid_request_is_a_503_problem(
     app.add_api_route("/dropped", dropped)
     assert_unavailable(await client.get("/dropped"))
     assert (await client.get("/api/v1/items")).status_code == 200  # the pool recovers
+
+
+async def test_an_export_the_database_cannot_serve_is_a_503_not_a_200_cut_short(
+    app: FastAPI, client: AsyncClient, settings: Settings
+) -> None:
+    """The export's query runs before its answer starts. With `cache` the caller's principal is
+    cached and the export's query is its request's first: a connection that failed to open went
+    wrong after the 200 had gone out, the body broke off, and the export's slot was free while
+    its client still held a 200 (under load a fifth export of EXPORT_CONCURRENCY=4 got one)."""
+    assert (await client.get("/api/v1/items")).status_code == 200  # the caller, known (cached)
+    broken = settings.model_copy(update={"database_url": unreachable_url(settings.database_url)})
+    engine = create_engine(broken)
+    working = app.state.session_factory
+    app.state.session_factory = create_session_factory(engine)
+    try:
+        async with driver_threads_end():
+            response = await client.get("/api/v1/items/export.csv")
+    finally:
+        app.state.session_factory = working
+        await engine.dispose()
+    assert_unavailable(response)
+    assert (await client.get("/api/v1/items/export.csv")).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -131,20 +131,21 @@ def _export_bytes() -> int:
     return 2 * most
 
 
-async def _open_read_connections(http: httpx.AsyncClient, path: str, count: int) -> None:
-    """Have the server's read engine open `count` connections, by as many concurrent reads.
+async def _open_connections(send: Callable[[], Awaitable[httpx.Response]], count: int) -> None:
+    """Have the server open `count` connections of an engine, by as many concurrent requests.
 
     A new connection (a server process forked, authenticated) must open within
-    DB_CONNECT_TIMEOUT, and a loaded machine may miss that: a read then answers 503 although the
-    session gate admitted it. The rounds go on until one is served in full (the connections the
-    earlier rounds opened are reused), so that the reads made while exports stream need none.
+    DB_CONNECT_TIMEOUT, and a loaded machine may miss that: a request then answers 503 although
+    the session gate admitted it. The rounds go on until one is served in full (the connections
+    the earlier rounds opened are reused), so that the requests made while exports stream (reads
+    on the read engine, the exports' transactions on the other) need none.
     """
     for _ in range(10):
-        reads = await asyncio.gather(*(http.get(path) for _ in range(count)))
-        if all(read.status_code == 200 for read in reads):
+        answers = await asyncio.gather(*(send() for _ in range(count)))
+        if all(answer.is_success for answer in answers):
             return
-    refused = [read.text for read in reads if read.status_code != 200]
-    raise AssertionError(f"{count} concurrent reads were never all served: {refused}")
+    refused = [answer.text for answer in answers if not answer.is_success]
+    raise AssertionError(f"{count} concurrent requests were never all served: {refused}")
 
 
 async def _copies_of(app: FastAPI, item_id: str, count: int) -> None:
@@ -170,9 +171,10 @@ async def test_exports_beyond_the_limit_are_refused_at_once_and_reads_are_served
     every connection). No more reads than that: a read beyond them waits for a session for
     DB_POOL_TIMEOUT, which a loaded machine may well exceed, and 503 is then the right answer.
 
-    The read engine's connections are opened before the exports start: opened while four
-    exports fill their sockets, fifteen new connections missed DB_CONNECT_TIMEOUT on a loaded
-    machine (asyncpg's connect timed out; the gate had admitted every read)."""
+    Both engines' connections are opened before the exports start: opened while four exports
+    fill their sockets, fifteen new connections missed DB_CONNECT_TIMEOUT on a loaded machine
+    (asyncpg's connect timed out; the gate had admitted every read), and an export whose
+    connection missed it answered 503 and freed its slot for a fifth."""
     created = await client.post(
         ITEMS, json={"name": "x", "description": "d" * DESCRIPTION_MAX_LENGTH}
     )
@@ -190,7 +192,13 @@ async def test_exports_beyond_the_limit_are_refused_at_once_and_reads_are_served
         ) as http,
         AsyncExitStack() as streams,
     ):
-        await _open_read_connections(http, f"{ITEMS}/{item_id}", _sessions(settings))
+        await _open_connections(lambda: http.get(f"{ITEMS}/{item_id}"), _sessions(settings))
+        # The exports' transactions are the other engine's: writes open its connections (an
+        # update, which no plan limit refuses; they wait on the row's lock, each holding one).
+        await _open_connections(
+            lambda: http.patch(f"{ITEMS}/{item_id}", json={"name": "x"}),
+            settings.export_concurrency,
+        )
 
         async def start_export() -> httpx.Response:
             # Headers only: the export streams until the socket's buffers are full, then waits.

@@ -1,24 +1,30 @@
-"""Which engine serves which request, and pooled connections that the server closed.
+"""Which engine serves which request, the request's one session, and pooled connections that
+the server closed.
 
 Plain reads run on the autocommit engine (no BEGIN/ROLLBACK around them); writes and the CSV
-export run in a transaction on the other. Pre-ping is off: a pooled connection the server has
-ended is dropped at checkout (the driver knows it is closed), so the next request still works.
+export run in a transaction on the other. A request has one session, whichever dependencies ask
+for it, closed (and its slot of the session gate freed) once the response has been sent.
+Pre-ping is off: a pooled connection the server has ended is dropped at checkout (the driver
+knows it is closed), so the next request still works.
 """
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI
-from httpx import AsyncClient
+from fastapi import Depends, FastAPI, Request
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.config import Settings
 from app.db.session import connection_of
 from app.db.url import to_async_url
+from app.dependencies.db import SessionDep, open_session, request_session
 
 pytestmark = pytest.mark.anyio
 
@@ -107,6 +113,133 @@ async def test_a_session_is_asked_for_its_connection_once_per_transaction(app: F
         again = await connection_of(session)
         assert asked == 3
         assert (await again.execute(text("SELECT 2"))).scalar_one() == 2
+
+
+def free_slots(app: FastAPI) -> int:
+    """The session gate's free slots."""
+    free: int = app.state.session_gate._slots._value
+    return free
+
+
+PROBE = "INSERT INTO alembic_version (version_num) VALUES ('session_probe')"
+PROBED = "SELECT count(*) FROM alembic_version WHERE version_num = 'session_probe'"
+
+
+async def test_a_request_has_one_session_whatever_asks_and_frees_it_after_the_response(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """A service dependency calls `request_session`, another one takes `SessionDep`: one
+    session, one slot of the gate; after the response it holds no connection and no slot."""
+    seen: list[AsyncSession] = []
+
+    async def service(request: Request) -> None:
+        seen.append(await request_session(request))
+
+    async def endpoint(session: SessionDep, _service: Annotated[None, Depends(service)]) -> int:
+        seen.append(session)
+        await connection_of(session)  # a transaction: the session holds a connection
+        return free_slots(app)
+
+    app.add_api_route("/one-session", endpoint, methods=["POST"])
+    full = free_slots(app)
+    response = await client.post("/one-session")
+    assert response.status_code == 200, response.text
+    assert response.json() == full - 1
+    assert len(seen) == 2
+    assert seen[0] is seen[1]
+    assert not seen[0].in_transaction()  # closed: its connection went back to the pool
+    assert free_slots(app) == full
+
+
+async def test_a_request_that_fails_rolls_its_session_back_and_frees_the_slot(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    async def fails(session: SessionDep) -> None:
+        await (await connection_of(session)).execute(text(PROBE))
+        raise RuntimeError("a bug after the write")
+
+    app.add_api_route("/fails", fails, methods=["POST"])
+    full = free_slots(app)
+    response = await client.post("/fails")
+    assert response.status_code == 500, response.text
+    assert free_slots(app) == full
+    async with app.state.engine.connect() as connection:
+        assert (await connection.execute(text(PROBED))).scalar_one() == 0
+
+
+async def test_open_session_gives_a_block_a_session_and_a_slot_of_its_own(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """The block's session commits apart from the request's, which fails afterwards."""
+    slots: dict[str, object] = {}
+
+    async def endpoint(request: Request, session: SessionDep) -> None:
+        await connection_of(session)
+        async with open_session(request) as own:
+            slots["own"] = own is not session
+            slots["inside"] = free_slots(app)
+            await (await connection_of(own)).execute(text(PROBE))
+            await own.commit()
+        slots["after"] = free_slots(app)
+        raise RuntimeError("the request fails; the block committed")
+
+    app.add_api_route("/own-session", endpoint, methods=["POST"])
+    full = free_slots(app)
+    try:
+        response = await client.post("/own-session")
+        assert response.status_code == 500, response.text
+        assert slots == {"own": True, "inside": full - 2, "after": full - 1}
+        assert free_slots(app) == full
+        async with app.state.engine.connect() as connection:
+            assert (await connection.execute(text(PROBED))).scalar_one() == 1
+    finally:
+        async with app.state.engine.begin() as connection:
+            await connection.execute(
+                text("DELETE FROM alembic_version WHERE version_num = 'session_probe'")
+            )
+
+
+async def test_a_session_the_lost_database_cannot_close_is_logged_and_frees_its_slot(
+    app: FastAPI, client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The response has gone out when the session is closed: nothing to answer, but the slot
+    must come back (a leaked slot per lost connection would end in every request waiting)."""
+    kept: list[AsyncSession] = []
+
+    async def lost(session: SessionDep) -> None:
+        await connection_of(session)
+        kept.append(session)
+
+        async def unreachable() -> None:
+            raise ConnectionResetError("the database went away")
+
+        session.close = unreachable  # type: ignore[method-assign]
+
+    app.add_api_route("/lost", lost, methods=["POST"])
+    full = free_slots(app)
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.dependencies.db"):
+            response = await client.post("/lost")
+        assert response.status_code == 200, response.text
+        assert "closing a session failed" in caplog.text
+        assert free_slots(app) == full
+    finally:
+        for session in kept:
+            del session.close
+            await session.close()
+
+
+async def test_the_request_session_needs_the_session_middleware() -> None:
+    """Without it no one would close the session or free its slot: refused, not leaked."""
+    bare = FastAPI()
+
+    async def endpoint(session: SessionDep) -> None:
+        raise AssertionError("never reached")
+
+    bare.add_api_route("/", endpoint)
+    async with AsyncClient(transport=ASGITransport(app=bare), base_url="http://test") as http:
+        with pytest.raises(RuntimeError, match="SessionMiddleware"):
+            await http.get("/")
 
 
 END_OTHER_CONNECTIONS = {

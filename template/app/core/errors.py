@@ -175,8 +175,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if exc.status == HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, ServiceUnavailableError):
-        headers["Retry-After"] = str(exc.retry_after_seconds)
+    retry_after = getattr(exc, "retry_after_seconds", None)  # a 503, or a 429 of a domain rule
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInputError):
         extra["errors"] = [{"field": exc.field, "message": exc.detail, "type": "value_error"}]

@@ -9,7 +9,8 @@ lifespan, before the first request is accepted.
 
 Best effort and bounded: the connections are opened by running the readiness checks (the
 database's and, in a project with Redis, Redis's: its first command opens the pool's first
-connection) plus the same check on the read engine, concurrently, each within
+connection) plus the same check on the read engine (and the read replica's lag check, with
+DATABASE_READ_URL), concurrently, each within
 READY_TIMEOUT_SECONDS as /ready runs them. A dependency that is down or never answers is logged
 and delays the start by at most that; the app starts, and requests answer 503 until it is back,
 as they would without the warm-up.
@@ -37,6 +38,9 @@ async def warm_up(app: FastAPI) -> None:
     inspect.getsourcelines(warm_up)  # what FastAPI does to an endpoint on its first call
     configure_mappers()
     checks = {"read database": partial(ping, app.state.read_engine), **app.state.readiness_checks}
+    replica = app.state.replica  # None: no DATABASE_READ_URL (or SQLite)
+    if replica is not None:
+        checks["read replica"] = replica.monitor.check  # logs a replica it will skip
     results = await run_checks(checks, seconds=app.state.settings.ready_timeout_seconds)
     down = [name for name, result in results.items() if result != "ok"]
     if down:

@@ -32,9 +32,8 @@ def document_rate_limits(app: FastAPI, prefix: str, exempt: frozenset[str] = fro
                 continue
             for operation in path_item.values():
                 responses = operation.setdefault("responses", {})
-                if status in responses:
-                    continue
-                response = problem_response(HTTPStatus.TOO_MANY_REQUESTS)
+                # An operation's own 429 (such as a rule's pause) may come from the limiter too.
+                response = responses.get(status) or problem_response(HTTPStatus.TOO_MANY_REQUESTS)
                 response["headers"] = {**response.get("headers", {}), **RATE_LIMIT_HEADERS}
                 responses[status] = response
         return document

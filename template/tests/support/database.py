@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core.config import Settings
 from app.db.url import to_async_url
@@ -126,3 +126,36 @@ def run_in_new_interpreter(script: str, database_url: str) -> Any:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def replayed(primary: AsyncEngine, replica: AsyncEngine, seconds: float = 10.0) -> None:
+    """Wait until `replica` (a PostgreSQL standby, a MariaDB replica) has applied what `primary`
+    has written so far; a replica that is no standby (the primary itself) has nothing to wait
+    for."""
+    if primary.dialect.name != "postgresql":
+        await _applied(primary, replica, seconds)
+        return
+    async with primary.connect() as connection:
+        target = (await connection.execute(text("SELECT pg_current_wal_insert_lsn()"))).scalar()
+    done = text(
+        "SELECT pg_last_wal_replay_lsn() IS NULL"
+        " OR pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"
+    )
+    deadline = time.monotonic() + seconds  # only stops a test that would otherwise hang
+    async with replica.connect() as connection:
+        while not (await connection.execute(done, {"lsn": target})).scalar_one():
+            assert time.monotonic() < deadline, f"the standby did not replay up to {target}"
+            await asyncio.sleep(0.01)
+
+
+async def _applied(primary: AsyncEngine, replica: AsyncEngine, seconds: float) -> None:
+    """MariaDB: wait (MASTER_GTID_WAIT, bounded) for the primary's binary log position."""
+    async with replica.connect() as connection:
+        if (await connection.execute(text("SHOW REPLICA STATUS"))).first() is None:
+            return  # not a replica
+    async with primary.connect() as connection:
+        target = (await connection.execute(text("SELECT @@gtid_binlog_pos"))).scalar_one()
+    wait = text("SELECT MASTER_GTID_WAIT(:target, :seconds)")
+    async with replica.connect() as connection:
+        reached = await connection.execute(wait, {"target": target, "seconds": seconds})
+        assert reached.scalar_one() == 0, f"the replica did not apply up to {target}"

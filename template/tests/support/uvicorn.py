@@ -21,8 +21,11 @@ QUIET = {"ENVIRONMENT": "test", "FIRST_SUPERUSER_PASSWORD": ""}
 
 
 class Uvicorn:
-    def __init__(self, target: str, env: Mapping[str, str], log: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, target: str, env: Mapping[str, str], log: Path, port: int | None = None
+    ) -> None:
+        """Start `target` on `port` (a free one when None: a restart passes the old one)."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1"]
