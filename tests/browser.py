@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mirakuru import HTTPExecutor
 from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
@@ -32,6 +31,7 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Error as PlaywrightError
 
+from backforge.executors import HTTPExecutor
 from backforge.render import render
 from backforge.servers import free_port
 from backforge.steps.tools import uv_sync

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
-from mirakuru import HTTPExecutor
 from mirakuru.exceptions import ProcessExitedWithError, ProcessFinishedWithError, TimeoutExpired
 
 from backforge.errors import tail_lines
+from backforge.executors import HTTPExecutor
 from backforge.servers import (
     LOOPBACK,
     free_port,

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import psutil
-from mirakuru import TCPExecutor
 from mirakuru.exceptions import (
     AlreadyRunning,
     ProcessExitedWithError,
@@ -33,6 +32,7 @@ from mirakuru.exceptions import (
 )
 
 from backforge.errors import tail_lines
+from backforge.executors import TCPExecutor
 
 log = logging.getLogger(__name__)
 
