@@ -63,11 +63,16 @@ def test_leftovers_are_matched_by_their_owner_not_by_digits_they_share(sleeper: 
     assert sleeper not in leftovers_of(int(digits))
 
 
+@pytest.mark.parametrize(
+    "module",
+    ["backforge.executors", "backforge.servers", "backforge.bench.processes", "backforge.cli"],
+)
 def test_mirakurus_own_exit_hook_does_not_run_in_a_process_that_imported_backforge(
-    tmp_path: Path,
+    tmp_path: Path, module: str
 ) -> None:
     """mirakuru's hook looks its victims up through `processes_with_env` when the process exits:
-    a recorder in its place must not be called."""
+    a recorder in its place must not be called, whichever of backforge's modules (the CLI's
+    included) brought mirakuru in."""
     calls = tmp_path / "calls"
     script = f"""
         import mirakuru.base_env
@@ -76,7 +81,7 @@ def test_mirakurus_own_exit_hook_does_not_run_in_a_process_that_imported_backfor
                 out.write(f"{{name}}={{value}}\\n")
             return set()
         mirakuru.base_env.processes_with_env = record
-        import backforge.executors
+        import {module}
         import os
         print(os.getpid())
     """
@@ -85,7 +90,7 @@ def test_mirakurus_own_exit_hook_does_not_run_in_a_process_that_imported_backfor
     assert not calls.exists(), calls.read_text()
 
     # Without backforge's module the recorder is asked about the exiting pid: the check can fail.
-    result = _run(script.replace("import backforge.executors", "import mirakuru"), tmp_path)
+    result = _run(script.replace(f"import {module}", "import mirakuru"), tmp_path)
     assert result.returncode == 0, result.stderr
     assert calls.read_text() == f"{MARK}={int(result.stdout)}\n"
 
