@@ -21,6 +21,7 @@ from backforge.resources.project import (
     BASE_NAMES,
     BASE_REVISIONS,
     alembic_heads,
+    missing_imports,
     resource_answers,
     resource_update_data,
     revisions,
@@ -599,3 +600,51 @@ def test_switching_multi_tenant_on_makes_owner_scoped_resources_organization_sco
     assert data.get("scope") == scope
     assert {k: v for k, v in data.items() if k != "scope"} == project
     assert "scope" not in resource_update_data({**project, "multi_tenant": False}, resource)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a rendered resource imports must exist in the project
+# ---------------------------------------------------------------------------------------------
+
+
+def test_missing_imports_names_what_neither_the_project_nor_the_resource_provides(
+    tmp_path: Path,
+) -> None:
+    project, staging = tmp_path / "project", tmp_path / "staging"
+    write(project / "app/__init__.py", "")
+    write(project / "app/core/__init__.py", "")
+    write(
+        project / "app/core/things.py",
+        "import typing\nfrom x import Alias as Renamed\nA = 1\nB: int = 2\n"
+        "if typing.TYPE_CHECKING:\n    C = 3\nelse:\n    D = 4\n"
+        "try:\n    E = 5\nexcept ImportError:\n    F = 6\n"
+        "def f() -> None: ...\nasync def g() -> None: ...\nclass K: ...\n",
+    )
+    write(project / "app/core/sub.py", "")
+    write(project / "app/star.py", "from app.core.things import *\n")
+    write(project / "app/lazy.py", "def __getattr__(name: str) -> object: ...\n")
+    write(staging / "app/models/invoice.py", "class Invoice: ...\n")
+    imports = (
+        "from app.core.things import A, B, C, D, E, F, f, g, K, Renamed, typing\n"
+        "from app.core import sub, things\n"
+        "from app.star import anything\n"
+        "from app.lazy import whatever\n"
+        "from app.models.invoice import Invoice\n"
+        "from os import path\n"
+        "from .relative import nothing\n"
+    )
+    write(staging / "app/routers/invoices.py", imports)
+    write(staging / "app/notes.txt", "from app.nowhere import x\n")
+    rendered = ["app/models/invoice.py", "app/routers/invoices.py", "app/notes.txt"]
+    assert missing_imports(project, staging, rendered) == []
+
+    write(
+        staging / "app/routers/invoices.py",
+        imports + "from app.core.things import gone, A\nfrom app.nowhere import x\n"
+        "from app.models.invoice import InvoiceRow\n",
+    )
+    assert missing_imports(project, staging, rendered) == [
+        "app.core.things.gone",
+        "app.models.invoice.InvoiceRow",
+        "app.nowhere",
+    ]

@@ -103,6 +103,38 @@ def test_the_readme_example_renders_and_lints(base: Path, tmp_path: Path, home: 
     assert "customer:ref(customer), title:str(120)" in listed.stdout
 
 
+def test_a_project_older_than_the_resource_template_is_told_to_update_first(
+    base: Path, tmp_path: Path, home: Path
+) -> None:
+    """A project rendered before `request_session` existed: the resource would import it, so the
+    command refuses, names it, says to update, and leaves the project as it was."""
+    project = fresh(base, tmp_path / "shop")
+    db = project / "app/dependencies/db.py"
+    db.write_text(db.read_text().replace("def request_session(", "def older_session("))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "older"]
+    subprocess.run(git, cwd=project, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+
+    added = backforge(
+        "add", "resource", "invoice", "--field", "title:str", "--no-install", cwd=project
+    )
+    output = " ".join((added.stdout + added.stderr).split())
+    assert added.returncode == 2, output
+    assert "app.dependencies.db.request_session" in output
+    assert "Run `backforge update` in the project first" in output
+    assert (
+        subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+        ).stdout
+        == head
+    )
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
+                          text=True, check=True).stdout == ""  # fmt: skip
+    assert not (project / "app/models/invoice.py").exists()
+
+
 def test_add_resource_with_ten_fields_takes_under_five_seconds(
     base: Path, tmp_path: Path, home: Path
 ) -> None:

@@ -3,7 +3,9 @@
 Every rule is checked before anything is written (UsageError, exit 2): the project (a backforge
 project, a clean git tree), the names (snake_case, no Python keyword, no SQL reserved word, no
 collision with a resource, model, table, route, revision or file the project has), the fields
-(see `spec.parse_field`), `--search`/`--sort`, refs, and the scope. The resource's first Alembic
+(see `spec.parse_field`), `--search`/`--sort`, refs, the scope, and, once rendered, that
+everything the resource imports from `app` exists (a project older than the resource template
+is told to run `backforge update` first). The resource's first Alembic
 revision revises the project's heads, read statically from `migrations/versions`. The template
 renders into a staging folder first and its files are copied in only when none exists; the result
 is committed ("Add resource NAME") so that the next resource can be added to a clean tree.
@@ -37,6 +39,7 @@ from backforge.resources.project import (
     PROJECT_ANSWERS,
     TakenNames,
     alembic_heads,
+    missing_imports,
     project_answers,
     project_context,
     resource_answers,
@@ -335,6 +338,13 @@ def render_resource(
             for path in staging.rglob("*")
             if path.is_file() and path.relative_to(staging).as_posix() != PROJECT_ANSWERS
         )
+        missing = missing_imports(project, staging, rendered)
+        if missing:
+            raise UsageError(
+                f"NAME {plan.name!r}: the resource template imports what this project does not "
+                f"have yet ({', '.join(missing)}): it is newer than the project's template. Run "
+                "`backforge update` in the project first, then add the resource"
+            )
         clashes = [relative for relative in rendered if (project / relative).exists()]
         if clashes:
             raise UsageError(

@@ -4,7 +4,7 @@ answers, its resources, its Alembic heads, and the names a new resource must not
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -366,3 +366,88 @@ def taken_names(project: Path, resources: Mapping[str, Mapping[str, Any]]) -> Ta
                 taken.routes.setdefault(segment, relative)
     taken.revisions = set(revisions(project)) | BASE_REVISIONS
     return taken
+
+
+# -- what a rendered resource imports from the project ----------------------------------------
+
+
+def _defined_names(module: ast.Module) -> set[str] | None:
+    """The top-level names a module binds (None when a star import makes that unknowable)."""
+    names: set[str] = set()
+    pending: list[ast.stmt] = list(module.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == "__getattr__":  # PEP 562: any name may exist
+                return None
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".", 1)[0])
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.AsyncWith):
+            pending.extend(_blocks(node))
+    return names
+
+
+def _blocks(node: ast.If | ast.Try | ast.With | ast.AsyncWith) -> list[ast.stmt]:
+    """The statements of a compound statement's blocks (both arms of an `if`, every handler)."""
+    found: list[ast.stmt] = list(node.body)
+    if isinstance(node, ast.If):
+        found += node.orelse
+    elif isinstance(node, ast.Try):
+        found += node.orelse + node.finalbody
+        for handler in node.handlers:
+            found += handler.body
+    return found
+
+
+def _module_file(roots: Sequence[Path], module: str) -> Path | None:
+    """Where `module` (dotted) lives under the first root that has it: a .py or a package."""
+    relative = Path(*module.split("."))
+    for root in roots:
+        for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def missing_imports(project: Path, staging: Path, rendered: Sequence[str]) -> list[str]:
+    """`module.name` for every `from app... import name` in the rendered Python files that
+    neither the project nor the rendered files provide: a resource template newer than the
+    project (which `backforge update` would bring up to date) imports what is not there yet."""
+    roots = (staging, project)
+    defined: dict[Path, set[str] | None] = {}
+    missing: list[str] = []
+    for relative in rendered:
+        if not relative.endswith(".py"):
+            continue
+        try:
+            tree = ast.parse((staging / relative).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+            continue  # the static tier proves the template's own files parse
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            if node.module != "app" and not node.module.startswith("app."):
+                continue
+            path = _module_file(roots, node.module)
+            if path is None:
+                missing.append(node.module)
+                continue
+            if path not in defined:
+                try:
+                    defined[path] = _defined_names(ast.parse(path.read_text(encoding="utf-8")))
+                except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+                    defined[path] = None  # a file of the user's we cannot judge: trust it
+            names = defined[path]
+            for alias in node.names:
+                submodule = _module_file(roots, f"{node.module}.{alias.name}")
+                if names is not None and alias.name not in names and submodule is None:
+                    missing.append(f"{node.module}.{alias.name}")
+    return sorted(set(missing))
