@@ -272,8 +272,8 @@ class _VariantRun:
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.run_dir / "prometheus")
         if "sentry" in (self.answers.get("features") or []):
             # Initialised as in production (without a DSN it is never imported). No request fails
-            # and no trace is sampled; what sentry-sdk still sends (its session updates, at the
-            # latest when the server stops) is refused at once: nothing listens on port 9.
+            # and no trace is sampled; the envelopes sentry-sdk still sends (at the latest when
+            # the server stops) are refused at once: nothing listens on port 9.
             env["SENTRY_DSN"] = "http://bench@127.0.0.1:9/0"
         return env
 
