@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, TypeVar
 
 from backforge.servers import mariadb, postgresql, redis
 from backforge.servers.base import (
@@ -180,6 +180,9 @@ class Server:
 
 
 StandbyKind: TypeAlias = Literal["postgresql", "mysql"]
+
+K = TypeVar("K", bound=str)
+S = TypeVar("S")
 """The server kinds a standby can be made of."""
 
 _REPLICAS = (postgresql.PostgreSQLStandbyService, mariadb.MariaDBReplicaService)
@@ -318,24 +321,15 @@ class ServerPool:
         """The pool's `kind` server, started now if this is the first request for it."""
         if kind not in self._locks:
             raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
-        with self._locks[kind]:
-            if self._closed:
-                raise RuntimeError("this ServerPool is closed")
-            server = self._servers.get(kind)
-            if server is not None:
-                return server
-            failure = self._failures.get(kind)
-            if failure is not None:
-                raise type(failure)(*failure.args) from failure
-            try:
-                server = start_server(
-                    kind, user=self._user, password=self._password, timeout=self._timeout
-                )
-            except (ServiceUnavailable, ServiceError) as exc:
-                self._failures[kind] = exc
-                raise
-            self._servers[kind] = server
-            return server
+        return self._start_once(
+            self._locks[kind],
+            self._servers,
+            self._failures,
+            kind,
+            lambda: start_server(
+                kind, user=self._user, password=self._password, timeout=self._timeout
+            ),
+        )
 
     def standby(self, kind: StandbyKind = "postgresql") -> Standby:
         """The pool's read-only replica of its `kind` server (both started now if need be): a
@@ -347,22 +341,40 @@ class ServerPool:
         if kind not in ("postgresql", "mysql"):
             raise ValueError(f"no standby of a {kind!r} server: only postgresql and mysql")
         primary = self.get(kind)
-        with self._standby_lock:
+        return self._start_once(
+            self._standby_lock,
+            self._standbys,
+            self._standby_failures,
+            kind,
+            lambda: start_standby(primary, timeout=self._timeout),
+        )
+
+    def _start_once(
+        self,
+        lock: threading.Lock,
+        started: dict[K, S],
+        failures: dict[K, RuntimeError],
+        kind: K,
+        start: Callable[[], S],
+    ) -> S:
+        """`started[kind]`, started now under `lock` if need be; a start that failed is not tried
+        again (its error is raised anew), and a closed pool starts nothing."""
+        with lock:
             if self._closed:
                 raise RuntimeError("this ServerPool is closed")
-            standby = self._standbys.get(kind)
-            if standby is not None:
-                return standby
-            failure = self._standby_failures.get(kind)
+            found = started.get(kind)
+            if found is not None:
+                return found
+            failure = failures.get(kind)
             if failure is not None:
                 raise type(failure)(*failure.args) from failure
             try:
-                standby = start_standby(primary, timeout=self._timeout)
+                found = start()
             except (ServiceUnavailable, ServiceError) as exc:
-                self._standby_failures[kind] = exc
+                failures[kind] = exc
                 raise
-            self._standbys[kind] = standby
-            return standby
+            started[kind] = found
+            return found
 
     @property
     def servers(self) -> dict[ServiceKind, Server]:
